@@ -1,0 +1,1 @@
+"""The retail line (shopping malls and stores) for loyaltycore."""

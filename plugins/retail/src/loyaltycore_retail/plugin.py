@@ -1,0 +1,37 @@
+"""Retail's event types. Its earning, refunds and rights are all ruleset-expressible
+(rulesets/retail.yaml), so this plugin declares payloads and needs no Python hooks."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Literal
+
+from pydantic import Field
+
+from loyaltycore.plugin import EventPayload, LineSpec, hookimpl
+
+
+class Purchase(EventPayload):
+    """A till or online purchase. ``giftcard_paid`` and ``parking_fee`` are parts of the
+    amount that earn nothing; a ``giftcard_purchase`` (buying a gift card) earns nothing."""
+
+    store: str = Field(min_length=1, max_length=64)
+    category: str = Field(min_length=1, max_length=64)
+    channel: Literal["store", "app", "web"] = "store"
+    giftcard_paid: Decimal = Field(default=Decimal(0), ge=0)
+    parking_fee: Decimal = Field(default=Decimal(0), ge=0)
+    giftcard_purchase: bool = False
+
+
+class Refund(EventPayload):
+    """Goods returned: ``related_event`` is the purchase's event id; the event's amount is
+    the money refunded."""
+
+    related_event: str = Field(min_length=1, max_length=128)
+    reason: str = ""
+
+
+@hookimpl
+def loyalty_lines():
+    return [LineSpec(name="retail", description="Shopping malls and stores",
+                     event_types={"purchase": Purchase, "refund": Refund})]

@@ -1,0 +1,503 @@
+"""Deciding: one event and a member snapshot in, proposed effects with traces out.
+
+This is the hot path. It runs the compiled rules of the event's ``(line, type)`` in a
+fixed order (base, multiply, bonus, group cross-sell, qualifying credit, grants,
+reversals), then the line plugin's ``loyalty_decide`` hook, then the tier ladder. It
+reads only: what to write is returned as effects plus counter increments, and the
+invariants (:mod:`loyaltycore.invariants`) judge it before anyone applies it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal
+from typing import Any, Protocol
+
+from .context import SOURCES, calendar_scope, member_scope, qualification_scope
+from .effects import (
+    EarnPoints,
+    GrantRight,
+    HoldPoints,
+    QualifyingCredit,
+    ReversePoints,
+    TierChange,
+    Trace,
+    UseRight,
+)
+from .errors import EvaluationError, PluginError
+from .events import Event
+from .members import MemberSnapshot, Qualification
+from .receipts import RuleMiss, Violation
+from .rulebook import CompiledRule, GroupBook, LineBook, RightDef, RuleBook, TypeRules
+from .rulesets import Cap, Pending
+from .sandbox import as_evaluation_error
+from .tiers import upgrade_target
+
+_ROUNDING = {"floor": ROUND_FLOOR, "half_up": ROUND_HALF_UP, "half_even": ROUND_HALF_EVEN,
+             "ceiling": ROUND_CEILING}
+_EMPTY_RULES = TypeRules()
+_SOURCE_INDEX = {s: i for i, s in enumerate(SOURCES)}
+
+
+class History(Protocol):
+    """What deciding may read of the past beyond the snapshot: the facts of an earlier
+    event of the same member (for refunds), as a mapping with ``points``, ``amount``,
+    ``refunded``, ``reversed``, ``line``; None if unknown."""
+
+    def original(self, member_id: str, event_id: str) -> Mapping[str, Any] | None: ...
+
+
+@dataclass
+class Decision:
+    """Everything deciding produced for one event; applied only if ``violations`` is empty."""
+
+    event: Event
+    member: MemberSnapshot
+    group: GroupBook | None
+    line_book: LineBook | None
+    effects: list[Any] = field(default_factory=list)
+    counters: dict[str, int] = field(default_factory=dict)
+    violations: list[Violation] = field(default_factory=list)
+    misses: list[RuleMiss] = field(default_factory=list)
+    local_date: date | None = None
+    qualification_after: Qualification | None = None
+    tier_after: str | None = None
+    args: tuple[Any, ...] = ()
+
+    @property
+    def accepted(self) -> bool:
+        return not self.violations
+
+
+def to_points(value: Decimal | int, rounding: str) -> int:
+    """Points from a Decimal amount under the group's rounding policy (never via float)."""
+    if type(value) is int:
+        return value
+    if rounding == "floor" and value >= 0:
+        return int(value)
+    return int(value.to_integral_value(rounding=_ROUNDING[rounding]))
+
+
+def period_key(per: str, day: date) -> str | None:
+    """The counter key of the period containing ``day`` (None for per-event caps)."""
+    if per == "month":
+        return f"m{day.year:04d}-{day.month:02d}"
+    if per == "day":
+        return f"d{day.isoformat()}"
+    if per == "year":
+        return f"y{day.year:04d}"
+    if per == "week":
+        iso = day.isocalendar()
+        return f"w{iso.year:04d}-{iso.week:02d}"
+    if per == "lifetime":
+        return "all"
+    return None
+
+
+def decide(event: Event, member: MemberSnapshot, book: RuleBook, *, history: History,
+           plugins: Any = None, explain: bool = False, is_new: bool = False) -> Decision:
+    """Propose the effects of ``event`` for ``member`` (nothing is written)."""
+    at = event.occurred_at
+    gb = book.group_at(at)
+    decision = Decision(event=event, member=member, group=gb, line_book=None,
+                        tier_after=member.tier)
+    if gb is None:
+        decision.violations.append(Violation(
+            invariant="rules-in-force", message=f"no group policy is in force at {at.isoformat()}"))
+        return decision
+    policy = gb.policy
+    pol = gb.policy_scope.get(event.line)
+    if pol is None:
+        decision.violations.append(Violation(
+            invariant="caps", message=f"line {event.line!r} has no caps in group policy "
+                                      f"{policy.version}; its events cannot be judged"))
+        return decision
+    if event.amount is not None and event.currency not in (None, policy.currency):
+        decision.violations.append(Violation(
+            invariant="currency", message=f"amount in {event.currency}, but the program runs "
+                                          f"in {policy.currency}",
+            numbers={"currency": event.currency, "group_currency": policy.currency}))
+        return decision
+    lb = book.line_at(event.line, at)
+    decision.line_book = lb
+    cal = calendar_scope(event, gb.tz)
+    local_date = cal["local_date"]
+    decision.local_date = local_date
+    credits = policy.qualification.credits
+    args = (event.__dict__, event.data.__dict__, cal,
+            member_scope(member, local_date, gb.tier_rank.get(member.tier, 0), is_new),
+            qualification_scope(member, credits, event.line), {}, pol)
+    decision.args = args
+    rules = lb.by_type.get(event.type, _EMPTY_RULES) if lb is not None else _EMPTY_RULES
+    cross = gb.cross_sell.get(event.key, _EMPTY_RULES)
+    runner = _RuleRunner(decision, gb, args, explain)
+    try:
+        runner.earn(rules, cross)
+        runner.credits(rules.credit)
+        runner.grants(rules.grant, lb)
+        runner.reversals(rules.reverse, history)
+    except _Rejected:
+        return decision
+    if event.type == "use_right":
+        decision.effects.append(UseRight.model_construct(
+            line=event.line, rule=None, source="core", trace=Trace.model_construct(
+                rule="use_right", version=None, file=None,
+                detail=f"member uses {event.data.quantity} x {event.data.right}", values={}),
+            kind="use_right", right=event.data.right, quantity=event.data.quantity))
+    if plugins is not None and plugins.has_decide_hooks(event.line):
+        try:
+            decision.effects.extend(plugins.decide(event, member, policy))
+        except PluginError as exc:
+            decision.violations.append(Violation(invariant="plugin", message=str(exc),
+                                                 rule=f"plugin:{exc.plugin}"))
+            return decision
+    _tiers(decision, gb, book, plugins)
+    right_counters(decision, gb, lb)
+    return decision
+
+
+class _Rejected(Exception):
+    """A rule failed to evaluate: the event is rejected with the rule named."""
+
+
+class _RuleRunner:
+    def __init__(self, decision: Decision, gb: GroupBook, args: tuple, explain: bool):
+        self.d = decision
+        self.gb = gb
+        self.args = args
+        self.explain = explain
+        self.rounding = gb.policy.rounding
+        self.counters = decision.counters
+        self.member = decision.member
+        self.local_date = decision.local_date
+
+    def fail(self, rule: CompiledRule, exc: BaseException) -> None:
+        err = exc if isinstance(exc, EvaluationError) else as_evaluation_error(exc, "")
+        self.d.violations.append(Violation(
+            invariant="rule-evaluation", rule=rule.id,
+            message=f"rule {rule.id} ({rule.file}) could not be evaluated: {err}",
+            numbers={"reason": err.reason}))
+        raise _Rejected
+
+    def fires(self, rule: CompiledRule) -> bool:
+        if rule.when is None:
+            return True
+        try:
+            hit = rule.when.fn(*self.args)
+        except Exception as exc:  # noqa: BLE001
+            self.fail(rule, exc)
+        if not hit and self.explain:
+            self.miss(rule, "condition is false: " + rule.spec.when)
+        return bool(hit)
+
+    def value(self, rule: CompiledRule) -> Any:
+        try:
+            return rule.value.fn(*self.args)  # type: ignore[union-attr]
+        except Exception as exc:  # noqa: BLE001
+            self.fail(rule, exc)
+
+    def miss(self, rule: CompiledRule, reason: str) -> None:
+        self.d.misses.append(RuleMiss.model_construct(
+            rule=rule.id, version=rule.version, reason=reason, values=self.values(rule)))
+
+    def values(self, rule: CompiledRule) -> dict[str, Any]:
+        args = self.args
+        return {name: args[i][key] for name, i, key in rule.reads if key in args[i]}
+
+    def capped(self, rule: CompiledRule, points: int) -> tuple[int, str]:
+        cap: Cap | None = rule.spec.cap
+        if cap is None:
+            return points, ""
+        key = period_key(cap.per, self.local_date)
+        note = ""
+        if cap.times is not None and key is not None:
+            fkey = f"fire:{rule.id}:{key}"
+            fired = self.member.counters.get(fkey, 0) + self.counters.get(fkey, 0)
+            if fired >= cap.times:
+                return 0, f"cap reached: fired {fired} of {cap.times} times per {cap.per}"
+            self.counters[fkey] = self.counters.get(fkey, 0) + 1
+        if cap.points is not None:
+            used = 0
+            if key is not None:
+                ekey = f"earn:{rule.id}:{key}"
+                used = self.member.counters.get(ekey, 0) + self.counters.get(ekey, 0)
+            room = max(0, cap.points - used)
+            if points > room:
+                note = f"capped from {points} to {room} ({cap.points} per {cap.per}, " \
+                       f"{used} used)"
+                points = room
+            if key is not None and points:
+                self.counters[ekey] = self.counters.get(ekey, 0) + points
+        return points, note
+
+    def emit_points(self, rule: CompiledRule, points: int, basis: str, detail: str,
+                    pending: Pending | None, source: str) -> None:
+        points, note = self.capped(rule, points)
+        if note and not points:
+            if self.explain:
+                self.miss(rule, note)
+            return
+        if note:
+            detail += f"; {note}"
+        trace = Trace.model_construct(rule=rule.id, version=rule.version, file=rule.file,
+                                      detail=detail, values=self.values(rule))
+        event = self.d.event
+        if pending is None:
+            effect = EarnPoints.model_construct(line=event.line, rule=rule.id, source=source,
+                                                trace=trace, kind="earn", points=points,
+                                                basis=basis)
+        else:
+            vests_at = (event.occurred_at + timedelta(days=pending.days)
+                        if pending.days is not None else None)
+            effect = HoldPoints.model_construct(line=event.line, rule=rule.id, source=source,
+                                                trace=trace, kind="hold", points=points,
+                                                basis=basis, vests_at=vests_at,
+                                                vests_on=pending.until)
+        self.d.effects.append(effect)
+
+    def earn(self, rules: TypeRules, cross: TypeRules) -> None:
+        base_points = 0
+        pending: Pending | None = None
+        rate = self.gb.policy.base_rate
+        fired_base = None
+        for rule in rules.base:
+            if fired_base is not None:
+                if self.explain:
+                    self.miss(rule, f"shadowed: base rule {fired_base} already fired")
+                continue
+            if not self.fires(rule):
+                continue
+            spend = self.value(rule)
+            if spend is None or isinstance(spend, bool) or not isinstance(spend, int | Decimal) \
+                    or spend < 0:
+                self.fail(rule, EvaluationError(f"spend must be a non-negative number, got "
+                                                f"{spend!r}", reason="type"))
+            fired_base = rule.id
+            base_points = to_points(spend * rate, self.rounding)
+            pending = rule.spec.pending
+            self.emit_points(rule, base_points, "base",
+                             f"spend {spend} x base rate {rate} = {base_points} points",
+                             pending, "rules")
+        for rule in rules.multiply:
+            if not self.fires(rule):
+                continue
+            if not base_points:
+                if self.explain:
+                    self.miss(rule, "no base points to multiply")
+                continue
+            extra = to_points(base_points * rule.extra_factor, self.rounding)
+            self.emit_points(rule, extra, "multiply",
+                             f"x{rule.spec.factor}: base {base_points} x "
+                             f"{rule.extra_factor} extra = {extra} points",
+                             rule.spec.pending or pending, "rules")
+        for group, source in ((rules.bonus, "rules"), (cross.bonus, "group")):
+            for rule in group:
+                if not self.fires(rule):
+                    continue
+                if rule.fixed_points is not None:
+                    pts = rule.fixed_points
+                else:
+                    pts = self.value(rule)
+                    if isinstance(pts, Decimal) and pts == pts.to_integral_value():
+                        pts = int(pts)
+                    if type(pts) is not int or pts < 0:
+                        self.fail(rule, EvaluationError(
+                            f"bonus points must be a whole number >= 0, got {pts!r}",
+                            reason="type"))
+                self.emit_points(rule, pts, "bonus", f"bonus {pts} points",
+                                 rule.spec.pending or pending, source)
+
+    def credits(self, rules: list[CompiledRule]) -> None:
+        event = self.d.event
+        for rule in rules:
+            if not self.fires(rule):
+                continue
+            value = self.value(rule)
+            if value is None or isinstance(value, bool) or not isinstance(value, int | Decimal):
+                self.fail(rule, EvaluationError(f"credit value must be a number, got "
+                                                f"{value!r}", reason="type"))
+            if value == 0:
+                continue
+            self.d.effects.append(QualifyingCredit.model_construct(
+                line=event.line, rule=rule.id, source="rules",
+                trace=Trace.model_construct(rule=rule.id, version=rule.version, file=rule.file,
+                                            detail=f"{rule.spec.credit} +{value}",
+                                            values=self.values(rule)),
+                kind="credit", credit=rule.spec.credit, value=Decimal(value)))
+
+    def grants(self, rules: list[CompiledRule], lb: LineBook | None) -> None:
+        for rule in rules:
+            if not self.fires(rule):
+                continue
+            rd = lb.rights.get(rule.spec.right) if lb is not None else None
+            if rd is None:
+                continue
+            room = quota_room(rd, self.member, self.counters, self.local_date,
+                              counter="grant")
+            if room is not None and room < 1:
+                if self.explain:
+                    self.miss(rule, f"quota reached for right {rd.right.id}")
+                continue
+            self.d.effects.append(grant_effect(rd, self.d.event, rule.id, rule.version,
+                                               rule.file, "rules", self.values(rule)))
+
+    def reversals(self, rules: list[CompiledRule], history: History) -> None:
+        event = self.d.event
+        for rule in rules:
+            if not self.fires(rule):
+                continue
+            try:
+                original_id = rule.original.fn(*self.args)  # type: ignore[union-attr]
+            except Exception as exc:  # noqa: BLE001
+                self.fail(rule, exc)
+            facts = history.original(event.member, str(original_id)) \
+                if original_id is not None else None
+            if facts is None:
+                self.d.violations.append(Violation(
+                    invariant="refund-bounds", rule=rule.id,
+                    message=f"refers to event {original_id!r}, which this member never had"))
+                raise _Rejected
+            orig = self.args[_SOURCE_INDEX["orig"]]
+            orig.update(facts)
+            refunded = self.value(rule)
+            amount = facts["amount"] or Decimal(0)
+            total_refunded = facts["refunded"] + refunded
+            if refunded <= 0 or total_refunded > amount:
+                self.d.violations.append(Violation(
+                    invariant="refund-bounds", rule=rule.id,
+                    message=f"refund of {refunded} takes refunds of {original_id} to "
+                            f"{total_refunded}, more than its amount {amount}",
+                    numbers={"refunded": str(refunded), "already": str(facts["refunded"]),
+                             "amount": str(amount)}))
+                raise _Rejected
+            # Claw back the proportion of all refunds so far, minus what was already taken:
+            # rounding never accumulates and the total never exceeds what was earned.
+            due = to_points(Decimal(facts["points"]) * total_refunded / amount, "floor") \
+                if amount else facts["points"]
+            points = max(0, min(facts["points"], due) - facts["reversed"])
+            self.d.effects.append(ReversePoints.model_construct(
+                line=facts["line"], rule=rule.id, source="rules",
+                trace=Trace.model_construct(
+                    rule=rule.id, version=rule.version, file=rule.file,
+                    detail=f"{original_id} earned {facts['points']} on {amount}; refunds now "
+                           f"{total_refunded} -> claw back {points} "
+                           f"({facts['reversed']} already)",
+                    values=self.values(rule)),
+                kind="reverse", points=points, reverses=str(original_id),
+                refunded=refunded, reason=f"refund of {refunded}"))
+
+
+def grant_effect(rd: RightDef, event: Event, rule: str | None, version: str | None,
+                 file: str | None, source: str, values: dict[str, Any]) -> GrantRight:
+    right = rd.right
+    until = (event.occurred_at + timedelta(days=right.valid_days)
+             if right.valid_days is not None else None)
+    line = rd.line if rd.line != "group" else event.line
+    return GrantRight.model_construct(
+        line=line, rule=rule, source=source,
+        trace=Trace.model_construct(rule=rule or right.id, version=version, file=file,
+                                    detail=f"grant {right.id}: {right.description}",
+                                    values=values),
+        kind="grant_right", right=right.id, valid_until=until, description=right.description)
+
+
+def quota_room(rd: RightDef, member: MemberSnapshot, pending: Mapping[str, int],
+               day: date, *, counter: str) -> int | None:
+    """How many more grants/uses the right's quota allows this period (None: no quota)."""
+    quota = rd.right.quota
+    if quota is None:
+        return None
+    key = period_key(quota.per, day)
+    if key is None:
+        return quota.count
+    ckey = f"{counter}:{rd.right.id}:{key}"
+    return quota.count - member.counters.get(ckey, 0) - pending.get(ckey, 0)
+
+
+def right_counters(decision: Decision, gb: GroupBook, lb: LineBook | None) -> None:
+    """Counter increments for the quota periods of the rights granted or used."""
+    day = decision.local_date
+    for e in decision.effects:
+        if isinstance(e, GrantRight | UseRight):
+            rd = find_right(e.right, gb, decision.line_book, e.line)
+            if rd is None or rd.right.quota is None:
+                continue
+            kind = "grant" if isinstance(e, GrantRight) else "use"
+            key = period_key(rd.right.quota.per, day)
+            if key is None:
+                continue
+            qty = e.quantity if isinstance(e, UseRight) else 1
+            ckey = f"{kind}:{rd.right.id}:{key}"
+            decision.counters[ckey] = decision.counters.get(ckey, 0) + qty
+
+
+def find_right(right: str, gb: GroupBook, lb: LineBook | None, line: str) -> RightDef | None:
+    rd = gb.rights.get(right)
+    if rd is not None:
+        return rd
+    if lb is not None and lb.ruleset.line == line:
+        return lb.rights.get(right)
+    return None
+
+
+def _tiers(decision: Decision, gb: GroupBook, book: RuleBook, plugins: Any) -> None:
+    member = decision.member
+    added: dict[str, Decimal] = {}
+    for e in decision.effects:
+        if isinstance(e, QualifyingCredit):
+            added[e.credit] = added.get(e.credit, Decimal(0)) + e.value
+    if not added:
+        decision.qualification_after = member.qualification
+        return
+    q = member.qualification
+    credits = dict(q.credits)
+    for k, v in added.items():
+        credits[k] = credits.get(k, Decimal(0)) + v
+    lines = q.lines_active | {decision.event.line}
+    after = Qualification.model_construct(credits=credits, lines_active=lines)
+    decision.qualification_after = after
+    target = upgrade_target(gb.policy, member.tier, after)
+    if target is None:
+        return
+    tier, why = target
+    change = TierChange.model_construct(
+        line="group", rule=f"tier:{tier.id}", source="tiers",
+        trace=Trace.model_construct(
+            rule=f"tier:{tier.id}", version=gb.version, file=gb.file,
+            detail=f"{why} {_metric_text(after, why)} reaches the {tier.id} threshold "
+                   f"{tier.upgrade[why]}", values={f"qualification.{why}": _metric_text(after, why)}),
+        kind="tier_change", from_tier=member.tier, to_tier=tier.id, reason="upgrade")
+    decision.effects.append(change)
+    decision.tier_after = tier.id
+    event = decision.event
+    for right_id in tier.on_upgrade:
+        rd = gb.rights.get(right_id)
+        if rd is None:
+            for books in book.lines.values():
+                for b in books:
+                    rd = rd or b.rights.get(right_id)
+        if rd is not None:
+            decision.effects.append(grant_effect(rd, event, f"tier:{tier.id}", gb.version,
+                                                 gb.file, "tiers", {}))
+    for line, _books in book.lines.items():
+        lb = book.line_at(line, event.occurred_at)
+        if lb is None:
+            continue
+        for up in lb.ruleset.on_upgrade:
+            if up.to == tier.id and up.right in lb.rights:
+                decision.effects.append(grant_effect(lb.rights[up.right], event, up.id,
+                                                     lb.version, lb.file, f"tiers:{line}", {}))
+    if plugins is not None:
+        try:
+            decision.effects.extend(plugins.tier_changed(member, change, event, gb.policy))
+        except PluginError as exc:
+            decision.violations.append(Violation(invariant="plugin", message=str(exc),
+                                                 rule=f"plugin:{exc.plugin}"))
+
+
+def _metric_text(q: Qualification, name: str) -> str:
+    if name == "lines_active":
+        return str(len(q.lines_active))
+    return str(q.credits.get(name, Decimal(0)))

@@ -1,0 +1,111 @@
+"""Effects: what a decision proposes, as data. The core is the only writer.
+
+Rules and plugin hooks never change state; they return effects. Each effect names the
+line that funds or owns it, the rule (or plugin) that proposed it and a :class:`Trace`
+that answers "why". Effects are frozen pydantic models, validated again whenever a plugin
+hands one back, because a plugin's output is input like any other.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter
+
+Basis = Literal["base", "multiply", "bonus"]
+
+
+class Trace(BaseModel):
+    """Why an effect exists: the rule and version, the values it read, the arithmetic."""
+
+    model_config = ConfigDict(frozen=True)
+
+    rule: str
+    version: str | None = None
+    file: str | None = None
+    detail: str = ""
+    values: dict[str, Any] = Field(default_factory=dict)
+
+
+class _Effect(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    line: str = Field(min_length=1)
+    rule: str | None = None
+    source: str = "rules"
+    trace: Trace | None = None
+
+
+class EarnPoints(_Effect):
+    """Points credited to the member's available balance now, funded by ``line``."""
+
+    kind: Literal["earn"] = "earn"
+    points: int = Field(ge=0)
+    basis: Basis = "base"
+
+
+class HoldPoints(_Effect):
+    """Points earned but pending: they vest at ``vests_at`` or when an event of type
+    ``vests_on`` arrives for the same source event, or are voided."""
+
+    kind: Literal["hold"] = "hold"
+    points: int = Field(ge=0)
+    basis: Basis = "base"
+    vests_at: AwareDatetime | None = None
+    vests_on: str | None = None
+
+
+class ReversePoints(_Effect):
+    """Points clawed back from what event ``reverses`` earned (a refund or cancellation)."""
+
+    kind: Literal["reverse"] = "reverse"
+    points: int = Field(ge=0)
+    reverses: str = Field(min_length=1)
+    refunded: Decimal | None = Field(default=None, description="Amount refunded, if a refund.")
+    reason: str = ""
+
+
+class QualifyingCredit(_Effect):
+    """Qualifying credit (spend, nights, visits ...) towards tiers, in the rolling window."""
+
+    kind: Literal["credit"] = "credit"
+    credit: str = Field(min_length=1)
+    value: Decimal
+
+
+class GrantRight(_Effect):
+    """A right (benefit) granted to the member, valid until ``valid_until``."""
+
+    kind: Literal["grant_right"] = "grant_right"
+    right: str = Field(min_length=1)
+    valid_until: AwareDatetime | None = None
+    description: str = ""
+
+
+class UseRight(_Effect):
+    """The member used ``quantity`` of a right."""
+
+    kind: Literal["use_right"] = "use_right"
+    right: str = Field(min_length=1)
+    quantity: int = Field(default=1, ge=1)
+
+
+class TierChange(_Effect):
+    """The member moves on the group ladder (``line`` is ``group``)."""
+
+    kind: Literal["tier_change"] = "tier_change"
+    from_tier: str
+    to_tier: str
+    reason: Literal["upgrade", "review", "manual"] = "upgrade"
+
+
+Effect = Annotated[
+    EarnPoints | HoldPoints | ReversePoints | QualifyingCredit | GrantRight | UseRight
+    | TierChange,
+    Field(discriminator="kind"),
+]
+EFFECT_ADAPTER: TypeAdapter[Effect] = TypeAdapter(Effect)
+EFFECT_TYPES = (EarnPoints, HoldPoints, ReversePoints, QualifyingCredit, GrantRight, UseRight,
+                TierChange)
+POINT_EFFECTS = (EarnPoints, HoldPoints)

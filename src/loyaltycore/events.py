@@ -1,0 +1,153 @@
+"""Events: the envelope every POS/CRM sends, and the per-line payloads plugins declare.
+
+An event is validated once, at the door, into a frozen model: a tagged union over
+``(line, type)`` whose members are built from the payload models the line plugins
+register. Everything downstream (rules, hooks, invariants) can then trust its types:
+money is Decimal, the timestamp is timezone-aware, unknown fields are refused.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from decimal import Decimal
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    TypeAdapter,
+    ValidationError,
+    create_model,
+)
+
+from .errors import EventInputError
+
+
+class EventPayload(BaseModel):
+    """Base class of a line's event payload (the ``data`` of an event). Subclass it in a plugin.
+
+    Every field becomes readable in rule expressions as ``event.<field>``. Use Decimal for
+    money, int for counts, str for codes, and give optional fields a default.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class EmptyPayload(EventPayload):
+    """Payload of an event type that carries no line-specific fields."""
+
+
+class UseRightPayload(EventPayload):
+    """Payload of the built-in ``use_right`` event every line accepts: a member uses a right."""
+
+    right: str = Field(min_length=1, max_length=100)
+    quantity: int = Field(default=1, ge=1, le=1000)
+
+
+ENVELOPE_FIELDS = ("id", "line", "type", "member", "occurred_at", "amount", "currency")
+BUILTIN_EVENT_TYPES: dict[str, type[EventPayload]] = {"use_right": UseRightPayload}
+
+
+class Event(BaseModel):
+    """The envelope of every event.
+
+    ``id`` is the idempotency key (unique per member), ``occurred_at`` must carry a UTC
+    offset, ``amount`` is the money that changed hands (Decimal, never negative: a refund is
+    its own event type with a positive amount), and ``data`` holds the line's payload.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: str = Field(min_length=1, max_length=128)
+    line: str = Field(min_length=1, max_length=64)
+    type: str = Field(min_length=1, max_length=64)
+    member: str = Field(min_length=1, max_length=128)
+    occurred_at: AwareDatetime
+    amount: Decimal | None = Field(default=None, ge=0, max_digits=18, decimal_places=4,
+                                   allow_inf_nan=False)
+    currency: str | None = Field(default=None, min_length=3, max_length=3)
+    data: EventPayload = Field(default_factory=EmptyPayload)
+
+    @property
+    def key(self) -> str:
+        return f"{self.line}:{self.type}"
+
+
+def _tag(value: Any) -> str:
+    if isinstance(value, Mapping):
+        return f"{value.get('line')}:{value.get('type')}"
+    return f"{getattr(value, 'line', None)}:{getattr(value, 'type', None)}"
+
+
+class EventSchema:
+    """The validator for every event the installed lines accept.
+
+    Built from ``{line: {event_type: PayloadModel}}``; ``parse`` turns a dict (or JSON text)
+    into a frozen :class:`Event` subclass, or raises :class:`EventInputError` naming the field.
+    """
+
+    def __init__(self, lines: Mapping[str, Mapping[str, type[EventPayload]]]):
+        self.types: dict[str, type[EventPayload]] = {}
+        members = []
+        for line in sorted(lines):
+            for etype, payload in sorted({**BUILTIN_EVENT_TYPES, **lines[line]}.items()):
+                key = f"{line}:{etype}"
+                self.types[key] = payload
+                model = create_model(
+                    f"Event_{line}_{etype}", __base__=Event,
+                    line=(Literal[line], ...), type=(Literal[etype], ...),
+                    data=(payload, Field(default_factory=payload)
+                          if _all_optional(payload) else ...))
+                members.append(Annotated[model, Tag(key)])
+        self._adapter: TypeAdapter | None = None
+        if members:
+            union = Annotated[Union[tuple(members)], Discriminator(  # noqa: UP007
+                _tag, custom_error_type="unknown_event_type",
+                custom_error_message="unknown line or event type")]
+            self._adapter = TypeAdapter(union)
+
+    def fields(self, key: str) -> tuple[str, ...]:
+        """The payload field names of ``line:type``."""
+        return tuple(self.types[key].model_fields)
+
+    def parse(self, raw: Mapping[str, Any] | str | bytes, *, source: str | None = None,
+              line: int | None = None) -> Event:
+        if self._adapter is None:
+            raise EventInputError("no line plugins are installed, so no event can be read",
+                                  source=source, line=line)
+        try:
+            if isinstance(raw, str | bytes):
+                return self._adapter.validate_json(raw)
+            return self._adapter.validate_python(raw)
+        except ValidationError as exc:
+            raise self._input_error(exc, raw, source, line) from None
+
+    def _input_error(self, exc: ValidationError, raw: Any, source: str | None,
+                     line: int | None) -> EventInputError:
+        err = exc.errors(include_url=False)[0]
+        loc = [str(p) for p in err["loc"]]
+        if err["type"] == "unknown_event_type":
+            tag = _tag(raw) if isinstance(raw, Mapping) else "?"
+            known = ", ".join(sorted(self.types))
+            return EventInputError(f"unknown line or event type {tag!r} (known: {known})",
+                                   source=source, line=line, field="line/type")
+        if err["type"] == "json_invalid":
+            return EventInputError(f"not valid JSON: {err['msg']}", source=source, line=line)
+        if loc and ":" in loc[0]:
+            loc = loc[1:]
+        field = ".".join(loc) or None
+        message = err["msg"]
+        if err["type"] == "timezone_aware":
+            message = "timestamp needs a UTC offset (e.g. 2026-05-01T10:00:00+08:00)"
+        more = len(exc.errors()) - 1
+        if more:
+            message += f" (and {more} more problem(s))"
+        return EventInputError(message, source=source, line=line, field=field)
+
+
+def _all_optional(model: type[BaseModel]) -> bool:
+    return all(not f.is_required() for f in model.model_fields.values())

@@ -1,0 +1,227 @@
+"""The group invariants, checked on every decision before anything is applied.
+
+Plugins and rulesets cannot switch these off. Each check re-derives what it needs from
+the policy and the proposed effects rather than trusting the rule that proposed them, and
+a violation names the invariant, the rule and the numbers. The ledger-side invariants
+(no overdraft, conservation) are checked where points are written.
+
+Invariants checked here: line isolation, multiplier cap, bonus cap, cost ceiling, tier
+moves along the ladder, rights (exist, eligible, within quota), refund bounds. Determinism
+of plugin hooks is checked by the plugin guard (each hook runs twice and must agree);
+rule expressions are deterministic by construction (no clock, randomness or I/O).
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from .decide import Decision, find_right, quota_room, to_points
+from .effects import (
+    EarnPoints,
+    GrantRight,
+    HoldPoints,
+    QualifyingCredit,
+    ReversePoints,
+    TierChange,
+    UseRight,
+)
+from .receipts import Violation
+from .tiers import meets
+
+INVARIANTS = ("line-isolation", "multiplier-cap", "bonus-cap", "cost-ceiling", "tier-ladder",
+              "rights", "refund-bounds")
+
+
+def check(decision: Decision, *, plugin_lines: dict[str, frozenset[str]] | None = None
+          ) -> list[Violation]:
+    """All violations of the decision's effects (empty: the decision may be applied)."""
+    if decision.violations or decision.group is None:
+        return list(decision.violations)
+    out: list[Violation] = []
+    _line_isolation(decision, plugin_lines or {}, out)
+    _point_caps(decision, out)
+    _tier_moves(decision, out)
+    _rights(decision, out)
+    _reversals(decision, out)
+    return out
+
+
+def _line_isolation(d: Decision, plugin_lines: dict[str, frozenset[str]],
+                    out: list[Violation]) -> None:
+    line = d.event.line
+    for e in d.effects:
+        src = e.source
+        if isinstance(e, TierChange):
+            allowed = {"group"}
+        elif src.startswith("plugin:"):
+            allowed = set(plugin_lines.get(src[7:], frozenset()))
+        elif src.startswith("tiers:"):
+            allowed = {src[6:]}
+        elif src == "tiers" and isinstance(e, GrantRight):
+            rd = d.group.rights.get(e.right) if d.group else None
+            allowed = {line} if rd is not None else {e.line}
+        else:
+            allowed = {line}
+        if e.line not in allowed:
+            out.append(Violation(
+                invariant="line-isolation", rule=e.rule or src,
+                message=f"{e.kind} effect for line {e.line!r} proposed by {src} while judging "
+                        f"a {line} event; only {sorted(allowed)} allowed",
+                numbers={"effect_line": e.line, "event_line": line}))
+
+
+def _point_caps(d: Decision, out: list[Violation]) -> None:
+    policy = d.group.policy
+    caps = policy.lines.get(d.event.line)
+    spend_points = bonus_points = 0
+    rules_seen: list[str] = []
+    for e in d.effects:
+        if isinstance(e, EarnPoints | HoldPoints) and e.line == d.event.line:
+            if e.basis == "bonus":
+                bonus_points += e.points
+            else:
+                spend_points += e.points
+            if e.rule and e.rule not in rules_seen:
+                rules_seen.append(e.rule)
+    if not spend_points and not bonus_points:
+        return
+    who = ", ".join(rules_seen) or None
+    amount = d.event.amount or Decimal(0)
+    limit = to_points(amount * policy.base_rate * caps.max_multiplier, "floor")
+    if spend_points > limit:
+        out.append(Violation(
+            invariant="multiplier-cap", rule=who,
+            message=f"{spend_points} spend-based points on a spend of {amount} exceed "
+                    f"{amount} x base rate {policy.base_rate} x max multiplier "
+                    f"{caps.max_multiplier} = {limit}",
+            numbers={"points": spend_points, "spend": str(amount), "limit": limit,
+                     "max_multiplier": str(caps.max_multiplier)}))
+    if bonus_points > caps.max_bonus_points:
+        out.append(Violation(
+            invariant="bonus-cap", rule=who,
+            message=f"{bonus_points} bonus points on one event exceed the line's cap of "
+                    f"{caps.max_bonus_points}",
+            numbers={"bonus_points": bonus_points, "limit": caps.max_bonus_points}))
+    if amount > 0:
+        points = spend_points + bonus_points
+        cost = points * policy.point_value
+        ceiling = caps.max_cost_ratio * amount
+        if cost > ceiling:
+            out.append(Violation(
+                invariant="cost-ceiling", rule=who,
+                message=f"{points} points cost {cost} {policy.currency}, above "
+                        f"{caps.max_cost_ratio} x spend {amount} = {ceiling}",
+                numbers={"points": points, "cost": str(cost), "ceiling": str(ceiling),
+                         "max_cost_ratio": str(caps.max_cost_ratio)}))
+
+
+def _tier_moves(d: Decision, out: list[Violation]) -> None:
+    changes = [e for e in d.effects if isinstance(e, TierChange)]
+    if not changes:
+        return
+    if len(changes) > 1:
+        out.append(Violation(invariant="tier-ladder", message="more than one tier move in "
+                                                              "one decision"))
+        return
+    change = changes[0]
+    rank = d.group.tier_rank
+    if change.from_tier != d.member.tier:
+        out.append(Violation(invariant="tier-ladder", rule=change.rule,
+                             message=f"move from {change.from_tier} but the member is "
+                                     f"{d.member.tier}"))
+        return
+    if change.to_tier not in rank:
+        out.append(Violation(invariant="tier-ladder", rule=change.rule,
+                             message=f"unknown tier {change.to_tier!r}"))
+        return
+    if change.reason != "upgrade" or rank[change.to_tier] <= rank[change.from_tier]:
+        out.append(Violation(
+            invariant="tier-ladder", rule=change.rule,
+            message=f"{change.from_tier} -> {change.to_tier} ({change.reason}) outside a "
+                    "review: only upgrades happen on events"))
+        return
+    spec = d.group.policy.tiers[rank[change.to_tier]]
+    if d.qualification_after is None or meets(spec.upgrade, d.qualification_after) is None:
+        credits = dict(d.qualification_after.credits) if d.qualification_after else {}
+        out.append(Violation(
+            invariant="tier-ladder", rule=change.rule,
+            message=f"upgrade to {change.to_tier} but no upgrade threshold is met",
+            numbers={"thresholds": {k: str(v) for k, v in spec.upgrade.items()},
+                     "qualification": {k: str(v) for k, v in credits.items()}}))
+
+
+def _rights(d: Decision, out: list[Violation]) -> None:
+    used: dict[str, int] = {}
+    granted: dict[str, int] = {}
+    for e in d.effects:
+        if not isinstance(e, GrantRight | UseRight):
+            continue
+        rd = find_right(e.right, d.group, _book_for(d, e.line), e.line)
+        if rd is None:
+            out.append(Violation(invariant="rights", rule=e.rule,
+                                 message=f"right {e.right!r} does not exist for line {e.line}"))
+            continue
+        right = rd.right
+        tier = d.tier_after if isinstance(e, GrantRight) else d.member.tier
+        if right.tiers is not None and tier not in right.tiers:
+            out.append(Violation(
+                invariant="rights", rule=e.rule or right.id,
+                message=f"{right.id} is for tiers {right.tiers}; the member is {tier}",
+                numbers={"tier": tier}))
+            continue
+        if rd.when is not None:
+            try:
+                ok = rd.when.fn(*d.args)
+            except Exception as exc:  # noqa: BLE001
+                ok = False
+                out.append(Violation(invariant="rights", rule=right.id,
+                                     message=f"eligibility of {right.id} failed: {exc}"))
+                continue
+            if not ok:
+                out.append(Violation(invariant="rights", rule=e.rule or right.id,
+                                     message=f"not eligible for {right.id}: {right.when}"))
+                continue
+        if isinstance(e, GrantRight):
+            granted[right.id] = granted.get(right.id, 0) + 1
+            room = quota_room(rd, d.member, {}, d.local_date, counter="grant")
+            if room is not None and granted[right.id] > room:
+                out.append(Violation(
+                    invariant="rights", rule=e.rule or right.id,
+                    message=f"{right.id} quota of {right.quota.count} per {right.quota.per} "
+                            f"is used up", numbers={"quota": right.quota.count}))
+            continue
+        used[right.id] = used.get(right.id, 0) + e.quantity
+        if right.mode == "voucher":
+            have = d.member.vouchers.get(right.id, 0)
+            if used[right.id] > have:
+                out.append(Violation(
+                    invariant="rights", rule=right.id,
+                    message=f"no valid {right.id} to use: {have} unused and unexpired, "
+                            f"{used[right.id]} requested",
+                    numbers={"available": have, "requested": used[right.id]}))
+                continue
+        room = quota_room(rd, d.member, {}, d.local_date, counter="use")
+        if room is not None and used[right.id] > room:
+            out.append(Violation(
+                invariant="rights", rule=right.id,
+                message=f"{right.id} allows {right.quota.count} per {right.quota.per}; "
+                        f"{right.quota.count - room} used, {used[right.id]} more requested",
+                numbers={"quota": right.quota.count, "remaining": room,
+                         "requested": used[right.id]}))
+
+
+def _book_for(d: Decision, line: str):
+    lb = d.line_book
+    return lb if lb is not None and lb.ruleset.line == line else None
+
+
+def _reversals(d: Decision, out: list[Violation]) -> None:
+    for e in d.effects:
+        if isinstance(e, ReversePoints) and e.line != d.event.line:
+            out.append(Violation(
+                invariant="line-isolation", rule=e.rule,
+                message=f"a {d.event.line} event cannot reverse points of a {e.line} event "
+                        f"({e.reverses})"))
+        if isinstance(e, QualifyingCredit) and e.value < 0 and e.source != "rules":
+            out.append(Violation(invariant="refund-bounds", rule=e.rule,
+                                 message="negative qualifying credit from a plugin"))

@@ -1,0 +1,606 @@
+"""The rulebook: every ruleset compiled, cross-checked and indexed for the hot path.
+
+Loading does all the expensive work once: expressions are compiled (per event type, so a
+rule can only name fields its event types have), references are resolved (event types,
+rights, tiers, credit kinds), the group's static invariants are checked (the ladder
+rises, higher tiers keep lower tiers' rights, every line has caps, rules provably fit
+their caps) and rules are indexed by ``(line, event type)`` so an event meets only the
+rules that can fire for it. Every problem becomes a :class:`Diagnostic`; a rulebook with
+errors is never built.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from .context import SOURCES, build_namespace, clashing_payload_fields
+from .errors import Diagnostic, ExpressionError, RulesetError, suggest
+from .events import BUILTIN_EVENT_TYPES, EventPayload
+from .functions import BUILTIN_FUNCTIONS, guarded
+from .rulefiles import RulesetFile, read_ruleset_files
+from .rulesets import GroupPolicy, LineRuleset, Right
+from .sandbox import Expression, Function, Namespace, compile_expression
+
+LINES_ACTIVE = "lines_active"
+
+
+@dataclass(frozen=True)
+class CompiledRule:
+    """One rule ready to run for one event type."""
+
+    id: str
+    section: str  # earn | reverse | credit | grant | cross_sell
+    kind: str  # base | multiply | bonus | reverse | credit | grant
+    version: str
+    file: str
+    line_no: int | None
+    spec: Any
+    when: Expression | None = None
+    value: Expression | None = None  # spend / points / refunded / credit value
+    original: Expression | None = None
+    fixed_points: int | None = None
+    extra_factor: Decimal | None = None
+    names: tuple[str, ...] = ()
+    reads: tuple[tuple[str, int, str], ...] = ()  # (name, source index, key) for traces
+
+
+@dataclass
+class TypeRules:
+    """The rules of one line version that can fire for one event type, in file order."""
+
+    base: list[CompiledRule] = field(default_factory=list)
+    multiply: list[CompiledRule] = field(default_factory=list)
+    bonus: list[CompiledRule] = field(default_factory=list)
+    reverse: list[CompiledRule] = field(default_factory=list)
+    credit: list[CompiledRule] = field(default_factory=list)
+    grant: list[CompiledRule] = field(default_factory=list)
+
+    def all(self) -> list[CompiledRule]:
+        return [*self.base, *self.multiply, *self.bonus, *self.reverse, *self.credit,
+                *self.grant]
+
+
+@dataclass(frozen=True)
+class RightDef:
+    right: Right
+    line: str  # owning line, or "group"
+    file: str
+    when: Expression | None
+
+
+@dataclass
+class LineBook:
+    ruleset: LineRuleset
+    file: str
+    by_type: dict[str, TypeRules]
+    rights: dict[str, RightDef]
+
+    @property
+    def version(self) -> str:
+        return self.ruleset.version
+
+
+@dataclass
+class GroupBook:
+    policy: GroupPolicy
+    file: str
+    tz: ZoneInfo
+    tier_rank: dict[str, int]
+    rights: dict[str, RightDef]
+    cross_sell: dict[str, TypeRules]  # "line:type" -> bonus rules
+    policy_scope: dict[str, dict[str, Any]]  # line -> the pol mapping
+
+    @property
+    def version(self) -> str:
+        return self.policy.version
+
+
+class RuleBook:
+    """All rulesets in force over time, compiled. Look up by event time with ``*_at``."""
+
+    def __init__(self, groups: list[GroupBook], lines: dict[str, list[LineBook]],
+                 warnings: list[Diagnostic], functions: Mapping[str, Function],
+                 event_types: Mapping[str, Mapping[str, type[EventPayload]]]):
+        self.groups = sorted(groups, key=lambda g: g.policy.effective_from)
+        self._group_starts = [g.policy.effective_from for g in self.groups]
+        self.lines = {k: sorted(v, key=lambda b: b.ruleset.effective_from)
+                      for k, v in lines.items()}
+        self._line_starts = {k: [b.ruleset.effective_from for b in v]
+                             for k, v in self.lines.items()}
+        self.warnings = warnings
+        self.functions = dict(functions)
+        self.event_types = event_types
+
+    def group_at(self, at: datetime) -> GroupBook | None:
+        i = bisect.bisect_right(self._group_starts, at) - 1
+        if i < 0:
+            return None
+        g = self.groups[i]
+        end = g.policy.effective_to
+        return g if end is None or at < end else None
+
+    def line_at(self, line: str, at: datetime) -> LineBook | None:
+        starts = self._line_starts.get(line)
+        if not starts:
+            return None
+        i = bisect.bisect_right(starts, at) - 1
+        if i < 0:
+            return None
+        b = self.lines[line][i]
+        end = b.ruleset.effective_to
+        return b if end is None or at < end else None
+
+    def all_rules(self) -> Iterable[tuple[LineBook, CompiledRule]]:
+        for books in self.lines.values():
+            for book in books:
+                seen = set()
+                for rules in book.by_type.values():
+                    for rule in rules.all():
+                        if rule.id not in seen:
+                            seen.add(rule.id)
+                            yield book, rule
+
+
+def load_rulebook(paths: Iterable[Path | str], *,
+                  event_types: Mapping[str, Mapping[str, type[EventPayload]]],
+                  functions: Mapping[str, Any] | None = None,
+                  plugin_paths: Iterable[Path] = ()) -> RuleBook:
+    """Read, check and compile rulesets; raise RulesetError listing every problem."""
+    book, diagnostics = check_rulesets(paths, event_types=event_types, functions=functions,
+                                       plugin_paths=plugin_paths)
+    if book is None:
+        raise RulesetError(diagnostics)
+    return book
+
+
+def check_rulesets(paths: Iterable[Path | str], *,
+                   event_types: Mapping[str, Mapping[str, type[EventPayload]]],
+                   functions: Mapping[str, Any] | None = None,
+                   plugin_paths: Iterable[Path] = ()
+                   ) -> tuple[RuleBook | None, list[Diagnostic]]:
+    """Like :func:`load_rulebook` but returns ``(rulebook or None, all diagnostics)``."""
+    given = [Path(p) for p in paths]
+    files, problems = read_ruleset_files(given)
+    plugin_files, plugin_problems = read_ruleset_files(list(plugin_paths))
+    problems.extend(plugin_problems)
+    files.extend(_not_overridden(plugin_files, files))
+    compiler = _BookCompiler(files, event_types, functions or {}, problems)
+    book = compiler.build()
+    diagnostics = compiler.problems
+    has_errors = any(d.severity == "error" for d in diagnostics)
+    return (None if has_errors else book), diagnostics
+
+
+def _not_overridden(plugin_files: list[RulesetFile], files: list[RulesetFile]):
+    own = {(f.ruleset.kind, getattr(f.ruleset, "line", None), f.ruleset.version) for f in files}
+    return [f for f in plugin_files
+            if (f.ruleset.kind, getattr(f.ruleset, "line", None), f.ruleset.version) not in own]
+
+
+class _BookCompiler:
+    def __init__(self, files: list[RulesetFile],
+                 event_types: Mapping[str, Mapping[str, type[EventPayload]]],
+                 plugin_functions: Mapping[str, Any], problems: list[Diagnostic]):
+        self.files = files
+        self.event_types = {line: {**BUILTIN_EVENT_TYPES, **types}
+                            for line, types in event_types.items()}
+        self.problems = problems
+        self.functions: dict[str, Function] = dict(BUILTIN_FUNCTIONS)
+        for name, fn in plugin_functions.items():
+            if name in self.functions:
+                self.problems.append(Diagnostic("<plugins>", f"plugin function {name!r} clashes "
+                                                              "with a built-in function"))
+                continue
+            self.functions[name] = Function(guarded(name, fn), 0, 16, fn.__doc__ or "")
+        self.groups = [f for f in files if isinstance(f.ruleset, GroupPolicy)]
+        self.line_files = [f for f in files if isinstance(f.ruleset, LineRuleset)]
+        self.credits: set[str] = set()
+        self.tiers: set[str] = set()
+        self._ns_cache: dict[tuple, Namespace] = {}
+
+    def error(self, f: RulesetFile | str, message: str, *, line: int | None = None,
+              rule: str | None = None, field: str | None = None, severity: str = "error"):
+        path = f.path if isinstance(f, RulesetFile) else f
+        self.problems.append(Diagnostic(path, message, line=line, rule=rule, field=field,
+                                        severity=severity))
+
+    # --- top level -----------------------------------------------------------------------
+
+    def build(self) -> RuleBook | None:
+        for line, types in self.event_types.items():
+            for etype, model in types.items():
+                for f in clashing_payload_fields(model.model_fields):
+                    self.error("<plugins>", f"payload field {f!r} of {line}:{etype} clashes "
+                                            "with an envelope or calendar name; rename it")
+        if not self.groups:
+            if self.files or not self.problems:
+                self.error("<rulesets>", "no group policy found (a file with 'kind: group')")
+            return None
+        self._check_periods([(g, "group") for g in self.groups], "group policy")
+        by_line: dict[str, list[RulesetFile]] = {}
+        for f in self.line_files:
+            by_line.setdefault(f.ruleset.line, []).append(f)
+        for line, fs in by_line.items():
+            self._check_periods([(f, line) for f in fs], f"line {line!r} ruleset")
+        for g in self.groups:
+            self.credits.update(g.ruleset.qualification.credits)
+            self.tiers.update(t.id for t in g.ruleset.tiers)
+        group_rights: dict[str, RightDef] = {}
+        for g in self.groups:
+            for i, right in enumerate(g.ruleset.rights):
+                group_rights[right.id] = self._right(g, i, right, "group")
+        lines: dict[str, list[LineBook]] = {}
+        all_line_rights: dict[str, RightDef] = {}
+        for f in self.line_files:
+            book = self._line_book(f, group_rights)
+            if book is not None:
+                lines.setdefault(f.ruleset.line, []).append(book)
+                all_line_rights.update(book.rights)
+        groups = [gb for g in self.groups
+                  if (gb := self._group_book(g, group_rights, all_line_rights, by_line))]
+        self._check_caps(lines, groups)
+        if any(d.severity == "error" for d in self.problems):
+            return None
+        warnings = [d for d in self.problems if d.severity != "error"]
+        return RuleBook(groups, lines, warnings, self.functions, self.event_types)
+
+    def _check_periods(self, items: list[tuple[RulesetFile, str]], what: str) -> None:
+        ordered = sorted(items, key=lambda x: x[0].ruleset.effective_from)
+        for (a, _), (b, _) in zip(ordered, ordered[1:], strict=False):
+            end = a.ruleset.effective_to
+            if end is None or end > b.ruleset.effective_from:
+                self.error(b, f"{what} version {b.ruleset.version} starts "
+                              f"{b.ruleset.effective_from.isoformat()} while version "
+                              f"{a.ruleset.version} ({a.path}) is still in force; set "
+                              f"effective_to on the earlier one",
+                           line=b.line_of("effective_from"), field="effective_from")
+
+    # --- namespaces and expressions ------------------------------------------------------
+
+    def namespace(self, line: str, etype: str, with_original: bool) -> Namespace:
+        key = (line, etype, with_original)
+        ns = self._ns_cache.get(key)
+        if ns is None:
+            model = self.event_types.get(line, {}).get(etype)
+            fields = tuple(model.model_fields) if model else ()
+            ns = build_namespace(payload_fields=fields, credits=sorted(self.credits),
+                                 tiers=sorted(self.tiers), functions=self.functions,
+                                 with_original=with_original)
+            self._ns_cache[key] = ns
+        return ns
+
+    def compile(self, f: RulesetFile, text: str | None, ns: Namespace, *, rule: str | None,
+                field: str, line: int | None, etype: str | None = None) -> Expression | None:
+        if text is None:
+            return None
+        try:
+            return compile_expression(text, ns)
+        except ExpressionError as exc:
+            where = f" (for event type {etype})" if etype else ""
+            self.error(f, f"{exc}{where}", line=line, rule=rule, field=field)
+            return None
+
+    # --- rights ----------------------------------------------------------------------------
+
+    def _right(self, f: RulesetFile, index: int, right: Right, owner: str) -> RightDef:
+        ns = self.namespace(owner if owner != "group" else "", "", False)
+        when = self.compile(f, right.when, ns, rule=right.id, field="when",
+                            line=f.rule_line("rights", index, "when"))
+        for tier in right.tiers or []:
+            if tier not in self.tiers:
+                self.error(f, f"unknown tier {tier!r}", rule=right.id, field="tiers",
+                           line=f.rule_line("rights", index, "tiers"))
+        return RightDef(right=right, line=owner, file=f.path, when=when)
+
+    # --- line rulesets ---------------------------------------------------------------------
+
+    def _line_book(self, f: RulesetFile, group_rights: dict[str, RightDef]) -> LineBook | None:
+        rs: LineRuleset = f.ruleset  # type: ignore[assignment]
+        line = rs.line
+        types = self.event_types.get(line)
+        if types is None:
+            hint = suggest(line, self.event_types)
+            self.error(f, f"no installed plugin declares line {line!r} (installed lines: "
+                          f"{', '.join(sorted(self.event_types)) or 'none'})"
+                          + (f"; did you mean {hint!r}?" if hint else ""),
+                       line=f.line_of("line"), field="line")
+            return None
+        ids: dict[str, int] = {}
+        rights: dict[str, RightDef] = {}
+        for i, right in enumerate(rs.rights):
+            if right.id in group_rights:
+                self.error(f, f"right {right.id!r} is already a group right", rule=right.id,
+                           line=f.rule_line("rights", i))
+            rights[right.id] = self._right(f, i, right, line)
+        visible = {**group_rights, **rights}
+        for i, right in enumerate(rs.rights):
+            if right.supersedes and right.supersedes not in visible:
+                self.error(f, f"supersedes unknown right {right.supersedes!r}", rule=right.id,
+                           field="supersedes", line=f.rule_line("rights", i, "supersedes"))
+        by_type: dict[str, TypeRules] = {t: TypeRules() for t in types}
+        for section in ("earn", "reverse", "credit", "grant"):
+            for i, spec in enumerate(getattr(rs, section)):
+                if spec.id in ids:
+                    self.error(f, f"duplicate rule id (also at line {ids[spec.id]})",
+                               rule=spec.id, line=f.rule_line(section, i, "id"))
+                ids[spec.id] = f.rule_line(section, i, "id") or 0
+                self._rule(f, section, i, spec, line, types, by_type, rights)
+        for i, up in enumerate(rs.on_upgrade):
+            if up.to not in self.tiers:
+                hint = suggest(up.to, self.tiers)
+                self.error(f, f"unknown tier {up.to!r}"
+                              + (f"; did you mean {hint!r}?" if hint else ""),
+                           rule=up.id, field="to", line=f.rule_line("on_upgrade", i, "to"))
+            if up.right not in rights:
+                self.error(f, f"on_upgrade may grant only this line's rights; unknown right "
+                              f"{up.right!r}", rule=up.id, field="right",
+                           line=f.rule_line("on_upgrade", i, "right"))
+        return LineBook(ruleset=rs, file=f.path, by_type=by_type, rights=rights)
+
+    def _rule(self, f: RulesetFile, section: str, index: int, spec: Any, line: str,
+              types: Mapping[str, type[EventPayload]], by_type: dict[str, TypeRules],
+              rights: dict[str, RightDef]) -> None:
+        rl = lambda fld=None: f.rule_line(section, index, fld)  # noqa: E731
+        ok = True
+        for etype in spec.on:
+            if etype not in types:
+                hint = suggest(etype, types)
+                self.error(f, f"unknown event type {etype!r} for line {line!r} (known: "
+                              f"{', '.join(sorted(types))})"
+                              + (f"; did you mean {hint!r}?" if hint else ""),
+                           rule=spec.id, field="on", line=rl("on"))
+                ok = False
+        if section == "credit" and spec.credit not in self.credits:
+            hint = suggest(spec.credit, self.credits)
+            self.error(f, f"unknown qualifying credit {spec.credit!r}; the group policy "
+                          f"declares {sorted(self.credits)}"
+                          + (f"; did you mean {hint!r}?" if hint else ""),
+                       rule=spec.id, field="credit", line=rl("credit"))
+            ok = False
+        if section == "grant" and spec.right not in rights:
+            self.error(f, f"grant rules may grant only this line's rights; unknown right "
+                          f"{spec.right!r}", rule=spec.id, field="right", line=rl("right"))
+            ok = False
+        if section == "earn" and spec.pending and spec.pending.until \
+                and spec.pending.until not in types:
+            self.error(f, f"pending.until names unknown event type {spec.pending.until!r}",
+                       rule=spec.id, field="pending.until", line=rl("pending"))
+            ok = False
+        if not ok:
+            return
+        for etype in spec.on:
+            compiled = self._compile_rule(f, section, index, spec, line, etype)
+            if compiled is not None:
+                getattr(by_type[etype], compiled.kind).append(compiled)
+
+    def _compile_rule(self, f: RulesetFile, section: str, index: int, spec: Any, line: str,
+                      etype: str, version: str | None = None) -> CompiledRule | None:
+        rl = lambda fld=None: f.rule_line(section, index, fld)  # noqa: E731
+        ns = self.namespace(line, etype, with_original=(section == "reverse"))
+        when = self.compile(f, spec.when, ns, rule=spec.id, field="when", line=rl("when"),
+                            etype=etype)
+        value = original = None
+        fixed = extra = None
+        kind = section
+        if section in ("earn", "cross_sell"):
+            kind = spec.kind
+            if spec.kind == "base":
+                value = self.compile(f, spec.spend or "event.amount", ns, rule=spec.id,
+                                     field="spend", line=rl("spend"), etype=etype)
+            elif spec.kind == "multiply":
+                extra = spec.factor - 1
+            elif isinstance(spec.points, int):
+                fixed = spec.points
+            else:
+                value = self.compile(f, spec.points, ns, rule=spec.id, field="points",
+                                     line=rl("points"), etype=etype)
+        elif section == "reverse":
+            original = self.compile(f, spec.original, ns, rule=spec.id, field="original",
+                                    line=rl("original"), etype=etype)
+            value = self.compile(f, spec.refunded, ns, rule=spec.id, field="refunded",
+                                 line=rl("refunded"), etype=etype)
+        elif section == "credit":
+            value = self.compile(f, spec.value, ns, rule=spec.id, field="value",
+                                 line=rl("value"), etype=etype)
+        names = set()
+        for e in (when, value, original):
+            if e is not None:
+                names.update(e.names)
+        failed = (spec.when is not None and when is None) or (
+            kind in ("base", "reverse", "credit") and value is None) or (
+            kind == "reverse" and original is None) or (
+            kind == "bonus" and fixed is None and value is None)
+        if failed:
+            return None
+        return CompiledRule(id=spec.id, section=section, kind=kind,
+                            version=version or f.ruleset.version, file=f.path,
+                            line_no=rl("id"), spec=spec, when=when, value=value,
+                            original=original, fixed_points=fixed, extra_factor=extra,
+                            names=tuple(sorted(names)),
+                            reads=tuple((n, SOURCES.index(ns.names[n].source), ns.names[n].key)
+                                        for n in sorted(names)))
+
+    # --- the group policy ------------------------------------------------------------------
+
+    def _group_book(self, f: RulesetFile, group_rights: dict[str, RightDef],
+                    line_rights: dict[str, RightDef],
+                    by_line: dict[str, list[RulesetFile]]) -> GroupBook | None:
+        p: GroupPolicy = f.ruleset  # type: ignore[assignment]
+        try:
+            tz = ZoneInfo(p.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            self.error(f, f"unknown timezone {p.timezone!r} (use an IANA name such as "
+                          "Asia/Shanghai)", field="timezone", line=f.line_of("timezone"))
+            return None
+        self._check_ladder(f, p, {**group_rights, **line_rights})
+        needing_caps = set(self.event_types) | set(by_line)
+        for line in sorted(needing_caps - set(p.lines)):
+            self.error(f, f"line {line!r} has no caps in the group policy (lines.{line}: "
+                          "max_multiplier, max_cost_ratio)", field="lines",
+                       line=f.line_of("lines"))
+        cross: dict[str, TypeRules] = {}
+        for i, rule in enumerate(p.cross_sell):
+            if rule.kind != "bonus":
+                self.error(f, "cross_sell rules must be bonus rules", rule=rule.id,
+                           field="kind", line=f.rule_line("cross_sell", i, "kind"))
+                continue
+            for target in rule.on:
+                matched = [(ln, t) for ln, ts in self.event_types.items() for t in ts
+                           if target == "*" or target in (ln, f"{ln}:{t}")]
+                if not matched:
+                    self.error(f, f"'on' entry {target!r} matches no line or line:type",
+                               rule=rule.id, field="on", line=f.rule_line("cross_sell", i, "on"))
+                for ln, t in matched:
+                    compiled = self._compile_rule(f, "cross_sell", i, rule, ln, t)
+                    if compiled is not None:
+                        cross.setdefault(f"{ln}:{t}", TypeRules()).bonus.append(compiled)
+        rank = {t.id: i for i, t in enumerate(p.tiers)}
+        scope = {}
+        for line, caps in p.lines.items():
+            pol: dict[str, Any] = {
+                "line.name": line, "line.max_multiplier": caps.max_multiplier,
+                "line.max_cost_ratio": caps.max_cost_ratio,
+                "line.max_bonus_points": caps.max_bonus_points,
+                "group.currency": p.currency, "group.base_rate": p.base_rate,
+                "group.point_value": p.point_value, "group.timezone": p.timezone}
+            pol.update({f"tier.{t}": r for t, r in rank.items()})
+            scope[line] = pol
+        return GroupBook(policy=p, file=f.path, tz=tz, tier_rank=rank, rights=group_rights,
+                         cross_sell=cross, policy_scope=scope)
+
+    def _check_ladder(self, f: RulesetFile, p: GroupPolicy,
+                      rights: dict[str, RightDef]) -> None:
+        metrics = set(p.qualification.credits) | {LINES_ACTIVE}
+        seen: set[str] = set()
+        for i, tier in enumerate(p.tiers):
+            tl = lambda fld=None, i=i: f.rule_line("tiers", i, fld)  # noqa: E731
+            if tier.id in seen:
+                self.error(f, "duplicate tier id", rule=tier.id, line=tl("id"))
+            seen.add(tier.id)
+            if i > 0 and not tier.upgrade:
+                self.error(f, "every tier above the first needs upgrade thresholds",
+                           rule=tier.id, field="upgrade", line=tl())
+            for section in ("upgrade", "retain"):
+                for metric in (getattr(tier, section) or {}):
+                    if metric not in metrics:
+                        hint = suggest(metric, metrics)
+                        self.error(f, f"unknown metric {metric!r} (qualifying credits and "
+                                      f"lines_active: {sorted(metrics)})"
+                                      + (f"; did you mean {hint!r}?" if hint else ""),
+                                   rule=tier.id, field=f"{section}.{metric}", line=tl(section))
+            for metric, keep in (tier.retain or {}).items():
+                up = tier.upgrade.get(metric)
+                if up is not None and keep > up:
+                    self.error(f, f"retain threshold {keep} for {metric} is above the upgrade "
+                                  f"threshold {up}", rule=tier.id, field=f"retain.{metric}",
+                               line=tl("retain"))
+            for right in tier.on_upgrade:
+                if right not in rights:
+                    self.error(f, f"unknown right {right!r}", rule=tier.id,
+                               field="on_upgrade", line=tl("on_upgrade"))
+        for i in range(2, len(p.tiers)):
+            lower, higher = p.tiers[i - 1], p.tiers[i]
+            for metric, need in higher.upgrade.items():
+                below = lower.upgrade.get(metric)
+                if below is not None and need <= below:
+                    self.error(f, f"upgrade threshold for {metric} ({need}) must be above "
+                                  f"{lower.id}'s ({below}): thresholds rise up the ladder",
+                               rule=higher.id, field=f"upgrade.{metric}",
+                               line=f.rule_line("tiers", i, "upgrade"))
+            for metric in lower.upgrade:
+                if metric not in higher.upgrade:
+                    self.error(f, f"{lower.id} qualifies on {metric} but {higher.id} does not: "
+                                  "a higher tier must be reachable on the same metrics",
+                               rule=higher.id, field="upgrade", severity="warning",
+                               line=f.rule_line("tiers", i, "upgrade"))
+        if p.review.soft_landing > max(1, len(p.tiers) - 1):
+            self.error(f, "soft_landing is larger than the ladder", field="review.soft_landing",
+                       line=f.line_of("review", "soft_landing"), severity="warning")
+        self._check_rights_inclusion(f, p, rights)
+
+    def _check_rights_inclusion(self, f: RulesetFile, p: GroupPolicy,
+                                rights: dict[str, RightDef]) -> None:
+        order = [t.id for t in p.tiers]
+        superseded_by: dict[str, list[str]] = {}
+        for rid, rd in rights.items():
+            if rd.right.supersedes:
+                superseded_by.setdefault(rd.right.supersedes, []).append(rid)
+
+        def eligible(tier: str) -> set[str]:
+            return {rid for rid, rd in rights.items()
+                    if rd.right.tiers is None or tier in rd.right.tiers}
+
+        for i in range(1, len(order)):
+            lower, higher = eligible(order[i - 1]), eligible(order[i])
+            for rid in sorted(lower - higher):
+                replacements = [r for r in superseded_by.get(rid, []) if r in higher]
+                if not replacements:
+                    rd = rights[rid]
+                    self.error(rd.file, f"tier {order[i]} loses right {rid!r} that "
+                                        f"{order[i - 1]} has: add {order[i]} to its tiers, or "
+                                        f"give {order[i]} a right that supersedes it",
+                               rule=rid, field="tiers")
+
+    # --- caps: can every line's rules stay within the group's caps? -----------------------
+
+    def _check_caps(self, lines: dict[str, list[LineBook]], groups: list[GroupBook]) -> None:
+        for line, books in lines.items():
+            for book in books:
+                for g in groups:
+                    caps = g.policy.lines.get(line)
+                    if caps is None or not _overlaps(book.ruleset, g.policy):
+                        continue
+                    for etype, rules in book.by_type.items():
+                        self._check_type_caps(book, g, caps, line, etype, rules)
+
+    def _check_type_caps(self, book: LineBook, g: GroupBook, caps, line: str, etype: str,
+                         rules: TypeRules) -> None:
+        if not rules.base and not rules.multiply and not rules.bonus:
+            return
+        worst = (Decimal(1) if rules.base else Decimal(0)) + sum(
+            (r.extra_factor for r in rules.multiply), Decimal(0))
+        if worst > caps.max_multiplier:
+            names = ", ".join(r.id for r in rules.multiply)
+            self.error(book.file, f"{etype}: if base and multiply rules ({names}) all fire the "
+                                  f"multiplier is {worst}, above the group cap "
+                                  f"{caps.max_multiplier}; such events will be rejected",
+                       severity="warning", field="earn")
+        cost = worst * g.policy.base_rate * g.policy.point_value
+        if cost > caps.max_cost_ratio:
+            self.error(book.file, f"{etype}: worst-case cost ratio {cost} (multiplier {worst} x "
+                                  f"base rate x point value) is above the cap "
+                                  f"{caps.max_cost_ratio}; such events will be rejected",
+                       severity="warning", field="earn")
+        bonus = Decimal(0)
+        unbounded = []
+        for r in rules.bonus + g.cross_sell.get(f"{line}:{etype}", TypeRules()).bonus:
+            per_event = r.spec.cap.points if r.spec.cap and r.spec.cap.per == "event" else None
+            if r.fixed_points is not None:
+                bonus += min(r.fixed_points, per_event) if per_event is not None \
+                    else r.fixed_points
+            elif per_event is not None:
+                bonus += per_event
+            else:
+                unbounded.append(r.id)
+        if unbounded:
+            self.error(book.file, f"{etype}: bonus rules {unbounded} compute points with no "
+                                  "per-event cap, so the bonus cap cannot be proven",
+                       severity="warning", field="earn")
+        elif bonus > caps.max_bonus_points:
+            self.error(book.file, f"{etype}: bonus rules can add {bonus} points to one event, "
+                                  f"above the group cap of {caps.max_bonus_points}",
+                       severity="warning", field="earn")
+
+
+def _overlaps(a, b) -> bool:
+    a_end = a.effective_to or datetime.max.replace(tzinfo=a.effective_from.tzinfo)
+    b_end = b.effective_to or datetime.max.replace(tzinfo=b.effective_from.tzinfo)
+    return a.effective_from < b_end and b.effective_from < a_end
+
