@@ -25,6 +25,7 @@ from .effects import (
     TierChange,
     Trace,
     UseRight,
+    trusted,
 )
 from .errors import EvaluationError, PluginError
 from .events import Event
@@ -33,7 +34,6 @@ from .receipts import RuleMiss, Violation
 from .rulebook import CompiledRule, GroupBook, LineBook, RightDef, RuleBook, TypeRules
 from .rulesets import Cap, Pending
 from .sandbox import as_evaluation_error
-from .tiers import upgrade_target
 
 _ROUNDING = {"floor": ROUND_FLOOR, "half_up": ROUND_HALF_UP, "half_even": ROUND_HALF_EVEN,
              "ceiling": ROUND_CEILING}
@@ -141,11 +141,11 @@ def decide(event: Event, member: MemberSnapshot, book: RuleBook, *, history: His
     except _Rejected:
         return decision
     if event.type == "use_right":
-        decision.effects.append(UseRight.model_construct(
-            line=event.line, rule=None, source="core", trace=Trace.model_construct(
+        decision.effects.append(trusted(UseRight, dict(
+            line=event.line, rule=None, source="core", trace=trusted(Trace, dict(
                 rule="use_right", version=None, file=None,
-                detail=f"member uses {event.data.quantity} x {event.data.right}", values={}),
-            kind="use_right", right=event.data.right, quantity=event.data.quantity))
+                detail=f"member uses {event.data.quantity} x {event.data.right}", values={})),
+            kind="use_right", right=event.data.right, quantity=event.data.quantity)))
     if plugins is not None and plugins.has_decide_hooks(event.line):
         try:
             decision.effects.extend(plugins.decide(event, member, policy))
@@ -199,8 +199,8 @@ class _RuleRunner:
             self.fail(rule, exc)
 
     def miss(self, rule: CompiledRule, reason: str) -> None:
-        self.d.misses.append(RuleMiss.model_construct(
-            rule=rule.id, version=rule.version, reason=reason, values=self.values(rule)))
+        self.d.misses.append(trusted(RuleMiss, dict(
+            rule=rule.id, version=rule.version, reason=reason, values=self.values(rule))))
 
     def values(self, rule: CompiledRule) -> dict[str, Any]:
         args = self.args
@@ -241,20 +241,20 @@ class _RuleRunner:
             return
         if note:
             detail += f"; {note}"
-        trace = Trace.model_construct(rule=rule.id, version=rule.version, file=rule.file,
-                                      detail=detail, values=self.values(rule))
+        trace = trusted(Trace, dict(rule=rule.id, version=rule.version, file=rule.file,
+                                      detail=detail, values=self.values(rule)))
         event = self.d.event
         if pending is None:
-            effect = EarnPoints.model_construct(line=event.line, rule=rule.id, source=source,
+            effect = trusted(EarnPoints, dict(line=event.line, rule=rule.id, source=source,
                                                 trace=trace, kind="earn", points=points,
-                                                basis=basis)
+                                                basis=basis))
         else:
             vests_at = (event.occurred_at + timedelta(days=pending.days)
                         if pending.days is not None else None)
-            effect = HoldPoints.model_construct(line=event.line, rule=rule.id, source=source,
+            effect = trusted(HoldPoints, dict(line=event.line, rule=rule.id, source=source,
                                                 trace=trace, kind="hold", points=points,
                                                 basis=basis, vests_at=vests_at,
-                                                vests_on=pending.until)
+                                                vests_on=pending.until))
         self.d.effects.append(effect)
 
     def earn(self, rules: TypeRules, cross: TypeRules) -> None:
@@ -320,12 +320,12 @@ class _RuleRunner:
                                                 f"{value!r}", reason="type"))
             if value == 0:
                 continue
-            self.d.effects.append(QualifyingCredit.model_construct(
+            self.d.effects.append(trusted(QualifyingCredit, dict(
                 line=event.line, rule=rule.id, source="rules",
-                trace=Trace.model_construct(rule=rule.id, version=rule.version, file=rule.file,
+                trace=trusted(Trace, dict(rule=rule.id, version=rule.version, file=rule.file,
                                             detail=f"{rule.spec.credit} +{value}",
-                                            values=self.values(rule)),
-                kind="credit", credit=rule.spec.credit, value=Decimal(value)))
+                                            values=self.values(rule))),
+                kind="credit", credit=rule.spec.credit, value=Decimal(value))))
 
     def grants(self, rules: list[CompiledRule], lb: LineBook | None) -> None:
         for rule in rules:
@@ -377,16 +377,16 @@ class _RuleRunner:
             due = to_points(Decimal(facts["points"]) * total_refunded / amount, "floor") \
                 if amount else facts["points"]
             points = max(0, min(facts["points"], due) - facts["reversed"])
-            self.d.effects.append(ReversePoints.model_construct(
+            self.d.effects.append(trusted(ReversePoints, dict(
                 line=facts["line"], rule=rule.id, source="rules",
-                trace=Trace.model_construct(
+                trace=trusted(Trace, dict(
                     rule=rule.id, version=rule.version, file=rule.file,
                     detail=f"{original_id} earned {facts['points']} on {amount}; refunds now "
                            f"{total_refunded} -> claw back {points} "
                            f"({facts['reversed']} already)",
-                    values=self.values(rule)),
+                    values=self.values(rule))),
                 kind="reverse", points=points, reverses=str(original_id),
-                refunded=refunded, reason=f"refund of {refunded}"))
+                refunded=refunded, reason=f"refund of {refunded}")))
 
 
 def grant_effect(rd: RightDef, event: Event, rule: str | None, version: str | None,
@@ -395,12 +395,12 @@ def grant_effect(rd: RightDef, event: Event, rule: str | None, version: str | No
     until = (event.occurred_at + timedelta(days=right.valid_days)
              if right.valid_days is not None else None)
     line = rd.line if rd.line != "group" else event.line
-    return GrantRight.model_construct(
+    return trusted(GrantRight, dict(
         line=line, rule=rule, source=source,
-        trace=Trace.model_construct(rule=rule or right.id, version=version, file=file,
+        trace=trusted(Trace, dict(rule=rule or right.id, version=version, file=file,
                                     detail=f"grant {right.id}: {right.description}",
-                                    values=values),
-        kind="grant_right", right=right.id, valid_until=until, description=right.description)
+                                    values=values)),
+        kind="grant_right", right=right.id, valid_until=until, description=right.description))
 
 
 def quota_room(rd: RightDef, member: MemberSnapshot, pending: Mapping[str, int],
@@ -448,27 +448,27 @@ def _tiers(decision: Decision, gb: GroupBook, book: RuleBook, plugins: Any) -> N
     for e in decision.effects:
         if isinstance(e, QualifyingCredit):
             added[e.credit] = added.get(e.credit, Decimal(0)) + e.value
-    if not added:
-        decision.qualification_after = member.qualification
-        return
     q = member.qualification
+    if not added:
+        decision.qualification_after = q
+        return
+    line = decision.event.line
+    target = _upgrade(gb, member.tier, q, added, line)
+    if target is None:
+        return
     credits = dict(q.credits)
     for k, v in added.items():
         credits[k] = credits.get(k, Decimal(0)) + v
-    lines = q.lines_active | {decision.event.line}
-    after = Qualification.model_construct(credits=credits, lines_active=lines)
+    after = trusted(Qualification, dict(credits=credits, lines_active=q.lines_active | {line}))
     decision.qualification_after = after
-    target = upgrade_target(gb.policy, member.tier, after)
-    if target is None:
-        return
     tier, why = target
-    change = TierChange.model_construct(
+    change = trusted(TierChange, dict(
         line="group", rule=f"tier:{tier.id}", source="tiers",
-        trace=Trace.model_construct(
+        trace=trusted(Trace, dict(
             rule=f"tier:{tier.id}", version=gb.version, file=gb.file,
             detail=f"{why} {_metric_text(after, why)} reaches the {tier.id} threshold "
-                   f"{tier.upgrade[why]}", values={f"qualification.{why}": _metric_text(after, why)}),
-        kind="tier_change", from_tier=member.tier, to_tier=tier.id, reason="upgrade")
+                   f"{tier.upgrade[why]}", values={f"qualification.{why}": _metric_text(after, why)})),
+        kind="tier_change", from_tier=member.tier, to_tier=tier.id, reason="upgrade"))
     decision.effects.append(change)
     decision.tier_after = tier.id
     event = decision.event
@@ -495,6 +495,28 @@ def _tiers(decision: Decision, gb: GroupBook, book: RuleBook, plugins: Any) -> N
         except PluginError as exc:
             decision.violations.append(Violation(invariant="plugin", message=str(exc),
                                                  rule=f"plugin:{exc.plugin}"))
+
+
+def _upgrade(gb: GroupBook, current: str, q: Qualification, added: dict[str, Decimal],
+             line: str) -> tuple[Any, str] | None:
+    """The highest tier above ``current`` whose threshold the updated qualification meets.
+
+    Same answer as :func:`tiers.upgrade_target` on the updated qualification, without
+    building it: most events upgrade nobody, and this runs on every event with credit.
+    """
+    tiers = gb.policy.tiers
+    here = gb.tier_rank.get(current, 0)
+    credits = q.credits
+    for rank in range(len(tiers) - 1, here, -1):
+        tier = tiers[rank]
+        for name, need in tier.upgrade.items():
+            if name == "lines_active":
+                have = len(q.lines_active) + (line not in q.lines_active)
+            else:
+                have = credits.get(name, 0) + added.get(name, 0)
+            if have >= need:
+                return tier, name
+    return None
 
 
 def _metric_text(q: Qualification, name: str) -> str:

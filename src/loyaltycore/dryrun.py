@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .effects import EarnPoints, GrantRight, HoldPoints, ReversePoints, TierChange, UseRight
-from .engine import Engine, rejected_receipt
+from .engine import Engine, batch_gc, rejected_receipt
 from .errors import EventInputError, IdempotencyConflict
 from .events import Event
 from .members import MemberProfile
@@ -104,6 +104,13 @@ def dry_run(engine: Engine, events: Iterable[tuple[int, Event]], *, explain: boo
     fork = engine.fork()
     result = DryRun(problems=list(problems))
     ordered = sorted(events, key=lambda pair: pair[1].occurred_at)
+    with batch_gc():
+        _run(fork, ordered, explain, result)
+    result.summary = summarize(result, engine)
+    return result
+
+
+def _run(fork: Engine, ordered: list[tuple[int, Event]], explain: bool, result: DryRun) -> None:
     for line_no, event in ordered:
         previous = fork.state.previous(event)
         try:
@@ -113,8 +120,6 @@ def dry_run(engine: Engine, events: Iterable[tuple[int, Event]], *, explain: boo
                                                         message=str(exc)))
         result.outcomes.append(Outcome(line_no, receipt, duplicate=previous is not None
                                        and previous[0] == event))
-    result.summary = summarize(result, engine)
-    return result
 
 
 def summarize(result: DryRun, engine: Engine) -> dict[str, Any]:

@@ -16,6 +16,22 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter
 Basis = Literal["base", "multiply", "bonus"]
 
 
+def trusted(cls: type[BaseModel], fields: dict[str, Any]) -> Any:
+    """Build a model from fields the core itself computed, without validation.
+
+    ``model_construct`` costs ~2.2 us per object against ~0.75 us for this, and the core
+    builds several objects per event on the hot path. Only for data the core derived from
+    validated input with every field given; anything from a plugin is validated instead.
+    """
+    obj = object.__new__(cls)
+    setattr_ = object.__setattr__
+    setattr_(obj, "__dict__", fields)
+    setattr_(obj, "__pydantic_fields_set__", set(fields))
+    setattr_(obj, "__pydantic_extra__", None)
+    setattr_(obj, "__pydantic_private__", None)
+    return obj
+
+
 class Trace(BaseModel):
     """Why an effect exists: the rule and version, the values it read, the arithmetic."""
 

@@ -10,13 +10,16 @@ same effects by construction.
 from __future__ import annotations
 
 import copy
+import gc
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from .decide import Decision, decide
+from .effects import trusted
 from .errors import IdempotencyConflict
 from .events import Event, EventSchema
 from .invariants import check
@@ -124,7 +127,9 @@ class Engine:
 
     def process_many(self, events: Iterable[Mapping[str, Any] | Event], *,
                      explain: bool = False) -> list[Receipt]:
-        return [self.process(e, explain=explain) for e in events]
+        """Process events in the order given (see :func:`batch_gc` for why it is faster)."""
+        with batch_gc():
+            return [self.process(e, explain=explain) for e in events]
 
     def member(self, member_id: str, at: datetime | None = None) -> MemberSnapshot:
         """The member as of ``at`` (default now); a new member if never seen."""
@@ -139,6 +144,25 @@ class Engine:
         return Engine(self.rulebook, self.plugins, copy.deepcopy(self.state))
 
 
+@contextmanager
+def batch_gc() -> Iterator[None]:
+    """Collect garbage less often while a batch runs.
+
+    Member state is a large, long-lived heap; CPython's default thresholds rescan it every
+    few thousand allocations, which measured at more than half the per-event time on a
+    50,000-event dry-run. Existing objects are frozen out of collection and the youngest
+    generation's threshold is raised for the batch, then everything is restored.
+    """
+    old = gc.get_threshold()
+    gc.freeze()
+    gc.set_threshold(50_000, old[1], old[2])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*old)
+        gc.unfreeze()
+
+
 def receipt_of(decision: Decision) -> Receipt:
     event = decision.event
     versions = {}
@@ -147,18 +171,18 @@ def receipt_of(decision: Decision) -> Receipt:
     if decision.line_book is not None:
         versions[event.line] = decision.line_book.version
     accepted = not decision.violations
-    return Receipt.model_construct(
+    return trusted(Receipt, dict(
         event_id=event.id, member=event.member, line=event.line, type=event.type,
         occurred_at=event.occurred_at, amount=event.amount, status="accepted" if accepted else "rejected",
         effects=tuple(decision.effects) if accepted else (),
         violations=tuple(decision.violations), not_fired=tuple(decision.misses),
         tier_before=decision.member.tier,
         tier_after=decision.tier_after if accepted else decision.member.tier,
-        ruleset_versions=versions)
+        ruleset_versions=versions))
 
 
 def rejected_receipt(event: Event, violation: Violation) -> Receipt:
-    return Receipt.model_construct(
+    return trusted(Receipt, dict(
         event_id=event.id, member=event.member, line=event.line, type=event.type,
         occurred_at=event.occurred_at, amount=event.amount, status="rejected", effects=(), violations=(violation,),
-        not_fired=(), tier_before=None, tier_after=None, ruleset_versions={})
+        not_fired=(), tier_before=None, tier_after=None, ruleset_versions={}))

@@ -24,6 +24,7 @@ from .effects import (
     ReversePoints,
     TierChange,
     UseRight,
+    trusted,
 )
 from .events import Event
 from .members import MemberProfile, MemberSnapshot, Qualification
@@ -125,11 +126,11 @@ class MemoryState:
 
     def snapshot(self, member_id: str, at: datetime, local: date) -> tuple[MemberSnapshot, bool]:
         m, is_new = self._get(member_id, at)
-        return MemberSnapshot.model_construct(
+        return trusted(MemberSnapshot, dict(
             id=m.id, tier=m.tier, tier_since=m.tier_since, birth_month=m.birth_month,
             enrolled_on=m.enrolled_on, available=m.available, pending=m.pending,
             qualification=self._qualification(m, _month(local)), counters=m.counters,
-            vouchers={r: len(u) for r, u in m.vouchers.items() if u}, last_review=None), is_new
+            vouchers={r: len(u) for r, u in m.vouchers.items() if u}, last_review=None)), is_new
 
     def _qualification(self, m: _Member, month: tuple[int, int]) -> Qualification:
         cached = m.qual_cache
@@ -148,7 +149,7 @@ class MemoryState:
         for key, active in m.active.items():
             if key in window:
                 lines |= active
-        q = Qualification.model_construct(credits=credits, lines_active=frozenset(lines))
+        q = trusted(Qualification, dict(credits=credits, lines_active=frozenset(lines)))
         m.qual_cache = (month, q)
         return q
 
@@ -190,8 +191,8 @@ class MemoryState:
                     q = cached[1]
                     credits = dict(q.credits)
                     credits[e.credit] = credits.get(e.credit, Decimal(0)) + e.value
-                    m.qual_cache = (month, Qualification.model_construct(
-                        credits=credits, lines_active=q.lines_active | {e.line}))
+                    m.qual_cache = (month, trusted(Qualification, dict(
+                        credits=credits, lines_active=q.lines_active | {e.line})))
                 else:
                     m.qual_cache = None
             elif isinstance(e, GrantRight):

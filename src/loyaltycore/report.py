@@ -17,8 +17,15 @@ from rich.text import Text
 
 from .context import json_value
 from .dryrun import FORMAT, DryRun, Outcome
-from .effects import EarnPoints, GrantRight, HoldPoints, QualifyingCredit, ReversePoints
-from .effects import TierChange, UseRight
+from .effects import (
+    EarnPoints,
+    GrantRight,
+    HoldPoints,
+    QualifyingCredit,
+    ReversePoints,
+    TierChange,
+    UseRight,
+)
 from .errors import Diagnostic
 from .receipts import Receipt
 
