@@ -136,10 +136,8 @@ class MemoryState:
         cached = m.qual_cache
         if cached is not None and cached[0] == month:
             return cached[1]
-        y, mo = month
-        index = y * 12 + mo - 1
-        window = {divmod(i, 12) for i in range(index - self.window_months + 1, index + 1)}
-        window = {(yy, mm + 1) for yy, mm in window}
+        last = month[0] * 12 + month[1] - 1
+        window = {(i // 12, i % 12 + 1) for i in range(last - self.window_months + 1, last + 1)}
         credits: dict[str, Decimal] = {}
         lines: set[str] = set()
         for key, bucket in m.buckets.items():
