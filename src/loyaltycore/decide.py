@@ -57,6 +57,7 @@ class Decision:
     member: MemberSnapshot
     group: GroupBook | None
     line_book: LineBook | None
+    book: RuleBook | None = None
     effects: list[Any] = field(default_factory=list)
     counters: dict[str, int] = field(default_factory=dict)
     violations: list[Violation] = field(default_factory=list)
@@ -101,7 +102,7 @@ def decide(event: Event, member: MemberSnapshot, book: RuleBook, *, history: His
     """Propose the effects of ``event`` for ``member`` (nothing is written)."""
     at = event.occurred_at
     gb = book.group_at(at)
-    decision = Decision(event=event, member=member, group=gb, line_book=None,
+    decision = Decision(event=event, member=member, group=gb, line_book=None, book=book,
                         tier_after=member.tier)
     if gb is None:
         decision.violations.append(Violation(
@@ -346,22 +347,29 @@ class _RuleRunner:
     def reversals(self, rules: list[CompiledRule], history: History) -> None:
         event = self.d.event
         for rule in rules:
-            if not self.fires(rule):
-                continue
+            # The original event's facts are looked up first so that `when` may read
+            # original.* (e.g. only claw back refunds of recent purchases).
             try:
                 original_id = rule.original.fn(*self.args)  # type: ignore[union-attr]
             except Exception as exc:  # noqa: BLE001
                 self.fail(rule, exc)
             facts = history.original(event.member, str(original_id)) \
                 if original_id is not None else None
+            orig = self.args[_SOURCE_INDEX["orig"]]
+            orig.clear()
+            if facts is not None:
+                orig.update(facts)
+            if not self.fires(rule):
+                continue
             if facts is None:
                 self.d.violations.append(Violation(
                     invariant="refund-bounds", rule=rule.id,
                     message=f"refers to event {original_id!r}, which this member never had"))
                 raise _Rejected
-            orig = self.args[_SOURCE_INDEX["orig"]]
-            orig.update(facts)
             refunded = self.value(rule)
+            if isinstance(refunded, bool) or not isinstance(refunded, int | Decimal):
+                self.fail(rule, EvaluationError(f"refunded must be an amount, got {refunded!r}",
+                                                reason="type"))
             amount = facts["amount"] or Decimal(0)
             total_refunded = facts["refunded"] + refunded
             if refunded <= 0 or total_refunded > amount:
@@ -421,7 +429,8 @@ def right_counters(decision: Decision, gb: GroupBook, lb: LineBook | None) -> No
     day = decision.local_date
     for e in decision.effects:
         if isinstance(e, GrantRight | UseRight):
-            rd = find_right(e.right, gb, decision.line_book, e.line)
+            rd = find_right(e.right, gb, decision.line_book, e.line, decision.book,
+                            decision.event.occurred_at)
             if rd is None or rd.right.quota is None:
                 continue
             kind = "grant" if isinstance(e, GrantRight) else "use"
@@ -433,12 +442,18 @@ def right_counters(decision: Decision, gb: GroupBook, lb: LineBook | None) -> No
             decision.counters[ckey] = decision.counters.get(ckey, 0) + qty
 
 
-def find_right(right: str, gb: GroupBook, lb: LineBook | None, line: str) -> RightDef | None:
+def find_right(right: str, gb: GroupBook, lb: LineBook | None, line: str,
+               book: RuleBook | None = None, at: Any = None) -> RightDef | None:
+    """The right ``right`` as seen by ``line``: a group right, or one of that line's own."""
     rd = gb.rights.get(right)
     if rd is not None:
         return rd
     if lb is not None and lb.ruleset.line == line:
         return lb.rights.get(right)
+    if book is not None and at is not None:
+        other = book.line_at(line, at)
+        if other is not None:
+            return other.rights.get(right)
     return None
 
 

@@ -99,7 +99,6 @@ class Engine:
 
     def _decide(self, ev: Event, explain: bool) -> Decision:
         state = self.state
-        state.advance(ev.member, ev.occurred_at)
         gb = self.rulebook.group_at(ev.occurred_at)
         local = ev.occurred_at.astimezone(gb.tz).date() if gb else ev.occurred_at.date()
         snapshot, is_new = state.snapshot(ev.member, ev.occurred_at, local)
@@ -120,6 +119,7 @@ class Engine:
             if previous[0] != ev:
                 raise IdempotencyConflict(ev.id, ev.member)
             return previous[1]
+        self.state.advance(ev.member, ev.occurred_at)
         decision = self._decide(ev, explain)
         receipt = receipt_of(decision)
         self.state.apply(decision, receipt)

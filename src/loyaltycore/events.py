@@ -8,6 +8,7 @@ money is Decimal, the timestamp is timezone-aware, unknown fields are refused.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from decimal import Decimal
 from typing import Annotated, Any, Literal, Union
@@ -138,6 +139,11 @@ class EventSchema:
         err = exc.errors(include_url=False)[0]
         loc = [str(p) for p in err["loc"]]
         if err["type"] == "unknown_event_type":
+            if isinstance(raw, str | bytes):
+                try:
+                    raw = json.loads(raw)
+                except ValueError:
+                    raw = {}
             tag = _tag(raw) if isinstance(raw, Mapping) else "?"
             known = ", ".join(sorted(self.types))
             return EventInputError(f"unknown line or event type {tag!r} (known: {known})",

@@ -81,8 +81,10 @@ def _point_caps(d: Decision, out: list[Violation]) -> None:
                 bonus_points += e.points
             else:
                 spend_points += e.points
-            if e.rule and e.rule not in rules_seen:
-                rules_seen.append(e.rule)
+            label = e.rule if e.source in ("rules", "group") else (
+                f"{e.source} ({e.rule})" if e.rule else e.source)
+            if label and label not in rules_seen:
+                rules_seen.append(label)
     if not spend_points and not bonus_points:
         return
     who = ", ".join(rules_seen) or None
@@ -156,7 +158,8 @@ def _rights(d: Decision, out: list[Violation]) -> None:
     for e in d.effects:
         if not isinstance(e, GrantRight | UseRight):
             continue
-        rd = find_right(e.right, d.group, _book_for(d, e.line), e.line)
+        rd = find_right(e.right, d.group, _book_for(d, e.line), e.line, d.book,
+                        d.event.occurred_at)
         if rd is None:
             out.append(Violation(invariant="rights", rule=e.rule,
                                  message=f"right {e.right!r} does not exist for line {e.line}"))

@@ -92,13 +92,14 @@ class MemoryState:
         if profile.tier:
             m.tier = profile.tier
 
-    def _get(self, member_id: str, at: datetime) -> tuple[_Member, bool]:
+    def _get(self, member_id: str, at: datetime) -> _Member:
         m = self.members.get(member_id)
         if m is None:
-            m = self.members[member_id] = _Member(id=member_id, tier=self.lowest_tier,
-                                                  enrolled_on=at.date())
-            return m, True
-        return m, not m.facts and not m.seen
+            m = self.members[member_id] = self._new(member_id, at)
+        return m
+
+    def _new(self, member_id: str, at: datetime) -> _Member:
+        return _Member(id=member_id, tier=self.lowest_tier, enrolled_on=at.date())
 
     # --- reading -----------------------------------------------------------------------------
 
@@ -125,12 +126,25 @@ class MemoryState:
                 m.vouchers[right] = [u for u in untils if u is None or u > at]
 
     def snapshot(self, member_id: str, at: datetime, local: date) -> tuple[MemberSnapshot, bool]:
-        m, is_new = self._get(member_id, at)
+        """The member as of ``at``, without changing anything: holds due by ``at`` count as
+        available and expired vouchers as gone, exactly as :meth:`advance` would make them.
+        ``is_new`` is true until the member has an accepted event."""
+        m = self.members.get(member_id) or self._new(member_id, at)
+        available, pending = m.available, m.pending
+        for h in m.holds:
+            if h.vests_at is not None and h.vests_at <= at:
+                available += h.points
+                pending -= h.points
+        vouchers = {}
+        for right, untils in m.vouchers.items():
+            n = sum(1 for u in untils if u is None or u > at)
+            if n:
+                vouchers[right] = n
         return trusted(MemberSnapshot, dict(
             id=m.id, tier=m.tier, tier_since=m.tier_since, birth_month=m.birth_month,
-            enrolled_on=m.enrolled_on, available=m.available, pending=m.pending,
+            enrolled_on=m.enrolled_on, available=available, pending=pending,
             qualification=self._qualification(m, _month(local)), counters=m.counters,
-            vouchers={r: len(u) for r, u in m.vouchers.items() if u}, last_review=None)), is_new
+            vouchers=vouchers, last_review=None)), not m.facts
 
     def _qualification(self, m: _Member, month: tuple[int, int]) -> Qualification:
         cached = m.qual_cache
@@ -164,7 +178,7 @@ class MemoryState:
     def apply(self, decision: Decision, receipt: Receipt) -> None:
         """Write an accepted decision (and remember the receipt for idempotency)."""
         event = decision.event
-        m, _ = self._get(event.member, event.occurred_at)
+        m = self._get(event.member, event.occurred_at)
         m.seen[event.id] = (event, receipt)
         if not receipt.accepted:
             return
@@ -237,6 +251,6 @@ class MemoryState:
         m.holds = keep
 
     def set_tier(self, member_id: str, tier: str, at: datetime) -> None:
-        m, _ = self._get(member_id, at)
+        m = self._get(member_id, at)
         m.tier = tier
         m.tier_since = at

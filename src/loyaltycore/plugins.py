@@ -141,10 +141,10 @@ class PluginHost:
             owned.setdefault(owner, set()).add(line)
         for impl in self.pm.hook.loyalty_decide.get_hookimpls():
             for line in owned.get(impl.plugin_name, ()):
-                self._decide.setdefault(line, []).append((impl.plugin_name, impl.function))
+                self._decide.setdefault(line, []).append((impl.plugin_name, _taking(impl)))
         for impl in self.pm.hook.loyalty_tier_changed.get_hookimpls():
             lines = frozenset(owned.get(impl.plugin_name, ()))
-            self._tier.append((impl.plugin_name, lines, impl.function))
+            self._tier.append((impl.plugin_name, lines, _taking(impl)))
 
     @staticmethod
     def _call_setup(owner: str, fn: Callable[[], Any]) -> Any:
@@ -244,6 +244,17 @@ class PluginHost:
                                          f"{sorted(lines) or 'no line'}")
             effects.append(effect.model_copy(update={"source": f"plugin:{owner}"}))
         return effects
+
+
+def _taking(impl: Any) -> Callable[..., Any]:
+    """Call a hook implementation with only the arguments it declares, as pluggy does."""
+    names = set(impl.argnames)
+    fn = impl.function
+
+    def call(**kwargs: Any) -> Any:
+        return fn(**{k: v for k, v in kwargs.items() if k in names})
+
+    return call
 
 
 def _dump(effects: list[Any]) -> list[Any]:

@@ -73,6 +73,7 @@ class RightDef:
     line: str  # owning line, or "group"
     file: str
     when: Expression | None
+    line_no: int | None = None
 
 
 @dataclass
@@ -297,7 +298,9 @@ class _BookCompiler:
             if tier not in self.tiers:
                 self.error(f, f"unknown tier {tier!r}", rule=right.id, field="tiers",
                            line=f.rule_line("rights", index, "tiers"))
-        return RightDef(right=right, line=owner, file=f.path, when=when)
+        return RightDef(right=right, line=owner, file=f.path, when=when,
+                        line_no=f.rule_line("rights", index, "tiers") or f.rule_line("rights",
+                                                                                      index))
 
     # --- line rulesets ---------------------------------------------------------------------
 
@@ -546,7 +549,7 @@ class _BookCompiler:
                     self.error(rd.file, f"tier {order[i]} loses right {rid!r} that "
                                         f"{order[i - 1]} has: add {order[i]} to its tiers, or "
                                         f"give {order[i]} a right that supersedes it",
-                               rule=rid, field="tiers")
+                               rule=rid, field="tiers", line=rd.line_no)
 
     # --- caps: can every line's rules stay within the group's caps? -----------------------
 

@@ -39,6 +39,9 @@ class Cap(_Model):
     def _one_limit(self) -> Cap:
         if self.points is None and self.times is None:
             raise ValueError("a cap needs 'points' or 'times' (or both)")
+        if self.per == "event" and self.times is not None:
+            raise ValueError("'times' per event means nothing (a rule fires at most once per "
+                             "event); use a longer period or 'points'")
         return self
 
 

@@ -51,6 +51,11 @@ MAX_INT_BITS = 4096
 MAX_EXPONENT = 100
 MAX_LITERAL = 10**30
 MAX_REGEX_INPUT = 10_000
+# How many ways a pattern may try to match at one position: repeats multiply by the number
+# of counts they allow (an open-ended one by MAX_REGEX_INPUT), alternations add. Matching
+# costs about (input length) x (ways) steps, so this allows one `.*` and no more.
+MAX_REGEX_WAYS = MAX_REGEX_INPUT + 1
+MAX_DECIMAL_DIGITS = 1234  # a Decimal turned into an int may have ~MAX_INT_BITS, no more
 DEFAULT_TIME_LIMIT = 0.5  # seconds; for one-off evaluations such as `loyalty eval`
 
 SAFE_SCALARS = (bool, int, str, Decimal, datetime, date, type(None))
@@ -133,7 +138,9 @@ def as_evaluation_error(exc: BaseException, text: str) -> EvaluationError:
     if isinstance(exc, EvaluationError):
         return exc
     if isinstance(exc, KeyError):
-        return EvaluationError(f"no value for {exc.args[0]!r} in this context",
+        # KeyError() may come without args (from a plugin function): do not fail here.
+        key = exc.args[0] if exc.args else ""
+        return EvaluationError(f"no value for {key!r} in this context",
                                reason="missing", expression=text)
     if isinstance(exc, ZeroDivisionError | decimal.DivisionByZero):
         return EvaluationError("division by zero", reason="arithmetic", expression=text)
@@ -141,18 +148,47 @@ def as_evaluation_error(exc: BaseException, text: str) -> EvaluationError:
         return EvaluationError(f"arithmetic out of range ({type(exc).__name__})",
                                reason="arithmetic", expression=text)
     if isinstance(exc, TypeError):
-        return EvaluationError(f"wrong type of value: {exc}", reason="type", expression=text)
+        detail = " ".join(str(exc).split())[:500]
+        return EvaluationError(f"wrong type of value: {detail}", reason="type", expression=text)
     if isinstance(exc, RecursionError | MemoryError):
         return EvaluationError("expression too large to evaluate", reason="size", expression=text)
-    return EvaluationError(f"{type(exc).__name__}: {exc}", reason="error", expression=text)
+    # One line: the CLI prints "error: <reason>: <message>" and nothing else.
+    detail = " ".join(str(exc).split())[:500]
+    return EvaluationError(f"{type(exc).__name__}: {detail}", reason="error", expression=text)
 
 
 # --- bounded operators -------------------------------------------------------------------
 # Each replaces a Python operator that could allocate without bound or change meaning.
 
 
+def value_size(value: Any, limit: int = MAX_STRING_LENGTH) -> int:
+    """Characters and items in ``value``, nested tuples included; stops counting above ``limit``.
+
+    Why not ``len``: ``('a' * 100000,) * 100000`` is a tuple of 100000 items whose
+    ``str()``, hash, comparison or JSON form walks 10**10 characters. Every tuple an
+    operator builds is bounded by this size, not by its own length.
+    """
+    total = 0
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, str):
+            total += max(len(v), 1)
+        elif isinstance(v, tuple | frozenset) and v:
+            if len(v) > limit:
+                return len(v)
+            stack.extend(v)
+        else:
+            total += 1
+        if total > limit:
+            break
+    return total
+
+
 def _size(obj: Any) -> int:
-    return len(obj) if isinstance(obj, str | tuple | frozenset) else 0
+    if isinstance(obj, str):
+        return len(obj)
+    return value_size(obj) if isinstance(obj, tuple | frozenset) else 0
 
 
 def _too_long() -> EvaluationError:
@@ -179,7 +215,7 @@ def op_mul(a: Any, b: Any) -> Any:
         if type(count) is not int and type(count) is not bool:
             raise EvaluationError("a string or list can only be repeated a whole number of times",
                                   reason="type")
-        if count * len(seq) > MAX_STRING_LENGTH:
+        if count > 0 and count * _size(seq) > MAX_STRING_LENGTH:
             raise _too_long()
         return seq * count
     if type(a) is int and type(b) is int and a.bit_length() + b.bit_length() > MAX_INT_BITS:
@@ -188,7 +224,12 @@ def op_mul(a: Any, b: Any) -> Any:
 
 
 def op_pow(a: Any, b: Any) -> Any:
-    if isinstance(b, Decimal) and b == b.to_integral_value():
+    # Check the size of a Decimal exponent before int(): int(Decimal('1e999999')) alone
+    # takes seconds and builds a million-digit integer.
+    if isinstance(b, Decimal) and b.is_finite() and abs(b) > MAX_EXPONENT:
+        raise EvaluationError(f"exponent {b} is above the limit of {MAX_EXPONENT}",
+                              reason="power")
+    if isinstance(b, Decimal) and b.is_finite() and b == b.to_integral_value():
         b = int(b)
     if type(b) is not int:
         raise EvaluationError("the exponent must be a whole number", reason="power")
@@ -412,8 +453,9 @@ class _Compiler:
                 self.refuse(f"'{dotted}' is a function; call it as {dotted}(...)",
                             "unknown-name")
             hint = suggest(dotted, list(self.ns.names) + sorted(roots))
-            self.refuse(f"unknown name '{dotted}' (names start with one of: "
-                        f"{', '.join(sorted(roots))})", "forbidden-name", hint)
+            known = (f"names start with one of: {', '.join(sorted(roots))}" if roots
+                     else "no names are defined here")
+            self.refuse(f"unknown name '{dotted}' ({known})", "forbidden-name", hint)
         self.names_read.add(dotted)
         if isinstance(target, Constant):
             return self.bind("c", target.value)
@@ -491,6 +533,9 @@ class _Compiler:
                 bound = spec.prepare(*literals)  # type: ignore[misc]
             except ExpressionRefused as exc:
                 self.refuse(str(exc), exc.reason)
+            except Exception as exc:  # noqa: BLE001 - a plugin's prepare must not crash a load
+                self.refuse(f"{name}() refused its literal argument ({type(exc).__name__})",
+                            "function")
             rest = [self.visit(a, depth) for i, a in enumerate(node.args)
                     if i not in spec.literal_args]
             return ast.Call(self.bind("f", bound), rest, [])
@@ -537,12 +582,43 @@ def evaluate_once(text: str, namespace: Namespace, scope: Mapping[str, Mapping[s
 
 
 def safe_value(value: Any) -> bool:
-    """True if ``value`` may enter or leave an expression (immutable, bounded)."""
-    if isinstance(value, SAFE_SCALARS):
-        return not isinstance(value, str) or len(value) <= MAX_STRING_LENGTH
-    if isinstance(value, tuple | frozenset):
-        return len(value) <= MAX_STRING_LENGTH and all(safe_value(v) for v in value)
-    return False
+    """True if ``value`` may enter or leave an expression (immutable, bounded).
+
+    Bounded means the whole value, nested tuples included (see :func:`value_size`); the
+    walk is iterative so a deeply nested value cannot overflow the stack.
+    """
+    total = 0
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, str):
+            total += max(len(v), 1)
+        elif isinstance(v, SAFE_SCALARS):
+            total += 1
+        elif isinstance(v, tuple | frozenset):
+            if len(v) > MAX_STRING_LENGTH:
+                return False
+            total += 0 if v else 1
+            stack.extend(v)
+        else:
+            return False
+        if total > MAX_STRING_LENGTH:
+            return False
+    return True
+
+
+def decimal_to_int(value: Any) -> int:
+    """``int(value)`` for an int or Decimal, refusing results above ``MAX_INT_BITS``.
+
+    Why: ``int(Decimal('9e999999'))`` takes tens of seconds and returns a million-digit
+    integer; the size is checked on the exponent first, before anything is converted.
+    """
+    if isinstance(value, Decimal):
+        if not value.is_finite():
+            raise EvaluationError(f"cannot make a whole number of {value}", reason="arithmetic")
+        if value.adjusted() >= MAX_DECIMAL_DIGITS:
+            raise EvaluationError(f"number larger than {MAX_INT_BITS} bits", reason="size")
+    return _check_int(int(value))
 
 
 def regex_prepare(pattern: Any) -> Callable[[str], bool]:
@@ -553,7 +629,10 @@ def regex_prepare(pattern: Any) -> Callable[[str], bool]:
     if len(pattern) > 200:
         raise ExpressionRefused("regular expression longer than 200 characters", reason="regex")
     check_regex(pattern)
-    compiled = re.compile(pattern)
+    try:
+        compiled = re.compile(pattern)
+    except (re.error, RecursionError, OverflowError, ValueError) as exc:
+        raise ExpressionRefused(f"invalid regular expression: {exc}", reason="regex") from None
 
     def matches(text: Any) -> bool:
         if not isinstance(text, str):
@@ -569,14 +648,18 @@ def regex_prepare(pattern: Any) -> Callable[[str], bool]:
 def check_regex(pattern: str) -> None:
     """Refuse patterns whose matching time can explode (catastrophic backtracking).
 
-    Conservative: a repeat inside a repeat, a repeat over an alternation, backreferences
-    and lookarounds are refused. Rule patterns are short codes and prefixes; none need them.
+    Conservative: a repeat inside a repeat (also ``(a?){25}``), a repeat over an
+    alternation, backreferences and lookarounds are refused, and so is a pattern that can
+    match in more than ``MAX_REGEX_WAYS`` ways at one position: ``.*.*x`` or ``a?`` thirty
+    times backtrack polynomially or exponentially without nesting anything. Atomic groups
+    are checked like any group. Rule patterns are short codes and prefixes; none need more.
     """
     try:
         import re._parser as sre_parse  # Python 3.11+
         from re._constants import (
             ASSERT,
             ASSERT_NOT,
+            ATOMIC_GROUP,
             BRANCH,
             GROUPREF,
             GROUPREF_EXISTS,
@@ -586,11 +669,13 @@ def check_regex(pattern: str) -> None:
             SUBPATTERN,
         )
         parsed = sre_parse.parse(pattern)
-    except re.error as exc:
+    except (re.error, RecursionError, OverflowError, ValueError) as exc:
         raise ExpressionRefused(f"invalid regular expression: {exc}", reason="regex") from None
     repeats = (MAX_REPEAT, MIN_REPEAT, POSSESSIVE_REPEAT)
 
-    def walk(items, inside_repeat: bool) -> None:
+    def walk(items, inside_repeat: bool) -> int:
+        """Check ``items``; return how many ways they can match at one position."""
+        ways = 1
         for op, arg in items:
             if op in (GROUPREF, GROUPREF_EXISTS):
                 raise ExpressionRefused("backreferences are not allowed in patterns",
@@ -603,19 +688,32 @@ def check_regex(pattern: str) -> None:
                 if high > 1000 and high != sre_parse.MAXREPEAT or low > 1000:
                     raise ExpressionRefused("repeat count above 1000 in pattern",
                                             reason="regex")
-                if inside_repeat and high > 1:
+                # Why low != high too: (a?){25}a{25} nests an optional inside a fixed
+                # count and backtracks 2**25 times.
+                if inside_repeat and (high > 1 or low != high):
                     raise ExpressionRefused(
                         "nested repeats such as (a+)+ can take exponential time",
                         reason="regex")
-                walk(sub, inside_repeat or high > 1)
+                inner = walk(sub, inside_repeat or high > 1)
+                top = MAX_REGEX_INPUT if high == sre_parse.MAXREPEAT else high
+                ways *= (max(top - low, 0) + 1) * inner
             elif op == SUBPATTERN:
-                walk(arg[-1], inside_repeat)
+                ways *= walk(arg[-1], inside_repeat)
+            elif op == ATOMIC_GROUP:
+                # Why: (?>(a+)+b) backtracks exponentially inside the group; the old walk
+                # did not look inside atomic groups at all.
+                ways *= walk(arg, inside_repeat)
             elif op == BRANCH:
                 if inside_repeat:
                     raise ExpressionRefused(
                         "alternation inside a repeat such as (a|aa)* can take exponential "
                         "time", reason="regex")
-                for branch in arg[1]:
-                    walk(branch, inside_repeat)
+                ways *= sum(walk(branch, inside_repeat) for branch in arg[1])
+            ways = min(ways, MAX_REGEX_WAYS + 1)
+        return ways
 
-    walk(parsed, False)
+    if walk(parsed, False) > MAX_REGEX_WAYS:
+        raise ExpressionRefused(
+            "pattern can match in too many ways (like .*.* or many a? in a row), which takes "
+            "polynomial or exponential time: use at most one open-ended repeat (*, +, {n,}) "
+            "and bound the others, e.g. [0-9]{1,12}", reason="regex")
