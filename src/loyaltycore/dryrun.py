@@ -180,7 +180,8 @@ def summarize(result: DryRun, engine: Engine) -> dict[str, Any]:
         }
     return {
         "events": {"read": len(result.outcomes) + len(result.problems), "accepted": accepted,
-                   "rejected": sum(1 for o in result.outcomes if not o.receipt.accepted),
+                   "rejected": sum(1 for o in result.outcomes
+                                   if not o.receipt.accepted and not o.duplicate),
                    "invalid": len(result.problems), "duplicates": duplicates},
         "lines": out_lines,
         "rules": dict(sorted(rules.items(), key=lambda kv: (-kv[1]["points"], kv[0]))),
