@@ -364,7 +364,8 @@ class _RuleRunner:
             if facts is None:
                 self.d.violations.append(Violation(
                     invariant="refund-bounds", rule=rule.id,
-                    message=f"refers to event {original_id!r}, which this member never had"))
+                    message=f"refers to event {original_id!r}, which this member never had "
+                            "(or which is itself a refund)"))
                 raise _Rejected
             refunded = self.value(rule)
             if isinstance(refunded, bool) or not isinstance(refunded, int | Decimal):

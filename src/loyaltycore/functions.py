@@ -8,14 +8,20 @@ The docstrings here are published in docs/rule-authoring.md (a test keeps them i
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from datetime import date, datetime
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Decimal
 from typing import Any
 
 from .errors import EvaluationError
-from .sandbox import MAX_STRING_LENGTH, Function, regex_prepare, safe_value
+from .sandbox import (
+    MAX_STRING_LENGTH,
+    Function,
+    decimal_to_int,
+    regex_prepare,
+    safe_value,
+    value_size,
+)
 
 
 def _num(x: Any, fn: str) -> Any:
@@ -55,12 +61,16 @@ def f_abs(x: Any) -> Any:
 
 def f_floor(x: Any) -> int:
     """Round down to a whole number: ``floor(event.amount / 10)``."""
-    return math.floor(_num(x, "floor"))
+    # decimal_to_int, not math.floor: floor(decimal('9e999999')) would build a
+    # million-digit integer (seconds of CPU) before any limit is checked.
+    x = _num(x, "floor")
+    return decimal_to_int(x.to_integral_value(ROUND_FLOOR) if isinstance(x, Decimal) else x)
 
 
 def f_ceil(x: Any) -> int:
     """Round up to a whole number: ``ceil(event.nights / 2)``."""
-    return math.ceil(_num(x, "ceil"))
+    x = _num(x, "ceil")
+    return decimal_to_int(x.to_integral_value(ROUND_CEILING) if isinstance(x, Decimal) else x)
 
 
 def f_round(x: Any, places: Any = 0) -> Any:
@@ -116,6 +126,9 @@ def f_matches(x: Any) -> bool:  # pragma: no cover - replaced per call site by r
 
 def f_str(x: Any) -> str:
     """The text form of a value: ``str(member.birth_month)``."""
+    if not isinstance(x, str) and value_size(x) > MAX_STRING_LENGTH:
+        # Checked before str(): str(('a' * 100000,) * 100000) would build 10**10 characters.
+        raise EvaluationError("str() result too long", reason="size")
     if not safe_value(x):
         raise EvaluationError("str() of an unsupported value", reason="type")
     text = str(x)
@@ -130,10 +143,12 @@ def f_int(x: Any) -> int:
         if len(x) > 40:
             raise EvaluationError("int() of a string longer than 40 characters", reason="size")
         try:
-            return int(Decimal(x))
+            value = Decimal(x)
         except ArithmeticError:
             raise EvaluationError(f"int() of non-numeric text {x!r}", reason="type") from None
-    return int(_num(x, "int"))
+        # int('9e999999') took 23 s and built a million-digit integer: check the size first.
+        return decimal_to_int(value)
+    return decimal_to_int(_num(x, "int"))
 
 
 def f_decimal(x: Any) -> Decimal:

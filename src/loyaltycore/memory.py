@@ -47,6 +47,7 @@ class _Facts:
     points: int = 0
     refunded: Decimal = Decimal(0)
     reversed: int = 0
+    refundable: bool = True
 
 
 @dataclass
@@ -168,7 +169,7 @@ class MemoryState:
     def original(self, member_id: str, event_id: str) -> Mapping[str, Any] | None:
         m = self.members.get(member_id)
         f = m.facts.get(event_id) if m is not None else None
-        if f is None:
+        if f is None or not f.refundable:
             return None
         return {"points": f.points, "amount": f.amount, "refunded": f.refunded,
                 "reversed": f.reversed, "line": f.line}
@@ -193,6 +194,7 @@ class MemoryState:
                 facts.points += e.points
                 m.holds.append(_Hold(event.id, e.line, e.points, e.vests_at, e.vests_on))
             elif isinstance(e, ReversePoints):
+                facts.refundable = False  # a refund itself cannot be refunded
                 self._reverse(m, e)
             elif isinstance(e, QualifyingCredit):
                 bucket = m.buckets.setdefault(month, {})

@@ -1,0 +1,1 @@
+"""Sample plugins for the tests, registered programmatically (never via entry points)."""
