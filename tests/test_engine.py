@@ -500,3 +500,27 @@ def test_arcade_big_play_cap_and_visits_credit(test_engine, ev):
           for d in (2, 2, 2)]
     assert [points_by_rule(r).get("arcade-big-play", 0) for r in rs] == [300, 200, 0]
     assert test_engine.state.members["M1"].buckets[(2026, 3)]["visits"] == 3
+
+
+def test_tier_reaction_of_another_line_is_granted(tmp_path, ev):
+    """A retail purchase lifts the member to silver; the arcade line's on_upgrade grants its
+    own right on that retail event (line isolation allows a line's reaction to a tier move)."""
+    import shutil
+
+    from tests.plugins import support
+
+    arcade = (support.ARCADE_RULES / "arcade.yaml").read_text(encoding="utf-8")
+    arcade = arcade.replace("\nrights:\n", "\non_upgrade:\n  - id: arcade-welcome-silver\n"
+                            "    to: silver\n    right: arcade-free-game\n\nrights:\n", 1)
+    (tmp_path / "arcade.yaml").write_text(arcade, encoding="utf-8")
+    shutil.copy(support.TEST_GROUP / "group.yaml", tmp_path / "group.yaml")
+    shutil.copy(support.RULESETS / "retail.yaml", tmp_path / "retail.yaml")
+    engine = support.open_test(paths=[tmp_path])
+
+    receipt = engine.process(ev.purchase("20000"))
+
+    assert receipt.accepted, receipt.violations
+    assert receipt.tier_after == "silver"
+    grants = [e for e in receipt.effects if e.kind == "grant_right"]
+    assert [(g.line, g.right, g.rule) for g in grants] == [
+        ("arcade", "arcade-free-game", "arcade-welcome-silver")]

@@ -90,7 +90,9 @@ def validate(paths: tuple[Path, ...], strict: bool, fmt: str) -> None:
     else:
         for d in diagnostics:
             click.echo(str(d), err=d.severity == "error")
-        if book is not None:
+        if book is not None and strict and warnings:
+            click.echo(f"{len(warnings)} warning(s), treated as errors (--strict)", err=True)
+        elif book is not None:
             rules = sum(1 for _ in book.all_rules())
             lines = ", ".join(sorted(book.lines)) or "no lines"
             click.echo(f"ok: {len(book.groups)} group polic(ies), {rules} rules ({lines}); "

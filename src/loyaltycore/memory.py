@@ -221,7 +221,7 @@ class MemoryState:
                 m.tier_since = event.occurred_at
         for key, delta in decision.counters.items():
             m.counters[key] = m.counters.get(key, 0) + delta
-        related = getattr(event.data, "related_event", None)
+        related = event.data.__dict__.get("related_event")
         if related and m.holds:
             self._vest_on(m, event.type, related)
 

@@ -31,6 +31,7 @@ import decimal
 import re
 import signal
 import threading
+import warnings
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -321,7 +322,8 @@ def compile_expression(text: str, namespace: Namespace) -> Expression:
     if not source:
         raise ExpressionRefused("empty expression", reason="syntax", expression=text)
     try:
-        tree = ast.parse(source, mode="eval")
+        with _quiet_compiler():
+            tree = ast.parse(source, mode="eval")
     except SyntaxError as exc:
         raise ExpressionRefused(f"syntax error: {exc.msg} at column {exc.offset}",
                                 reason="syntax", expression=text) from None
@@ -337,10 +339,27 @@ def compile_expression(text: str, namespace: Namespace) -> Expression:
     lam = ast.Expression(ast.Lambda(args=args, body=body))
     ast.fix_missing_locations(lam)
     _assert_generated_is_closed(lam, set(compiler.globals) | set(compiler.source_args))
-    code = compile(lam, "<rule expression>", "eval")
+    with _quiet_compiler():
+        code = compile(lam, "<rule expression>", "eval")
     fn = eval(code, {"__builtins__": {}, **compiler.globals})  # noqa: S307 - checked tree
     return Expression(text=text, fn=fn, names=tuple(sorted(compiler.names_read)),
                       sources=namespace.sources)
+
+
+@contextmanager
+def _quiet_compiler() -> Iterator[None]:
+    """Silence CPython's compile-time warnings while parsing and compiling a rule.
+
+    Why: ``0 is None`` makes compile() warn ('"is" with a literal') and ``'\\d'`` makes
+    the parser warn (invalid escape). Under ``-W error`` those warnings became a raw
+    SyntaxError escaping compile_expression, and otherwise an extra stderr line in
+    ``loyalty eval``: whether a rule loads must not depend on the warning filters.
+    (catch_warnings swaps process-wide filters; rules are compiled at load, not per event.)
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SyntaxWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        yield
 
 
 class _Compiler:
