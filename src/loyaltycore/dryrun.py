@@ -119,7 +119,7 @@ def _run(fork: Engine, ordered: list[tuple[int, Event]], explain: bool, result: 
             receipt = rejected_receipt(event, Violation(invariant="idempotency",
                                                         message=str(exc)))
         result.outcomes.append(Outcome(line_no, receipt, duplicate=previous is not None
-                                       and previous[0] == event))
+                                       and previous[0]))
 
 
 def summarize(result: DryRun, engine: Engine) -> dict[str, Any]:

@@ -14,6 +14,12 @@ from typing import Annotated, Any, Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter
 
 Basis = Literal["base", "multiply", "bonus"]
+_ALL_FIELDS: dict[type, set[str]] = {}
+
+
+def _all_fields(cls: type[BaseModel]) -> set[str]:
+    _ALL_FIELDS[cls] = set(cls.model_fields)
+    return _ALL_FIELDS[cls]
 
 
 def trusted(cls: type[BaseModel], fields: dict[str, Any]) -> Any:
@@ -26,7 +32,8 @@ def trusted(cls: type[BaseModel], fields: dict[str, Any]) -> Any:
     obj = object.__new__(cls)
     setattr_ = object.__setattr__
     setattr_(obj, "__dict__", fields)
-    setattr_(obj, "__pydantic_fields_set__", set(fields))
+    # One shared set per class: every field is set, and frozen models never change it.
+    setattr_(obj, "__pydantic_fields_set__", _ALL_FIELDS.get(cls) or _all_fields(cls))
     setattr_(obj, "__pydantic_extra__", None)
     setattr_(obj, "__pydantic_private__", None)
     return obj

@@ -116,9 +116,10 @@ class Engine:
         ev = self.parse_event(event)
         previous = self.state.previous(ev)
         if previous is not None:
-            if previous[0] != ev:
+            same, receipt = previous
+            if not same:
                 raise IdempotencyConflict(ev.id, ev.member)
-            return previous[1]
+            return receipt
         self.state.advance(ev.member, ev.occurred_at)
         decision = self._decide(ev, explain)
         receipt = receipt_of(decision)

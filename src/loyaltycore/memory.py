@@ -65,8 +65,16 @@ class _Member:
     vouchers: dict[str, list[datetime | None]] = field(default_factory=dict)
     holds: list[_Hold] = field(default_factory=list)
     facts: dict[str, _Facts] = field(default_factory=dict)
-    seen: dict[str, tuple[Event, Receipt]] = field(default_factory=dict)
+    seen: dict[str, tuple[int, Receipt]] = field(default_factory=dict)
     qual_cache: tuple[tuple[int, int], Qualification] | None = None
+
+
+def fingerprint(event: Event) -> int:
+    """A hash of the whole event, payload included (JSON form if a field is unhashable)."""
+    try:
+        return hash(event)
+    except TypeError:
+        return hash(event.model_dump_json())
 
 
 def _month(d: date) -> tuple[int, int]:
@@ -104,9 +112,16 @@ class MemoryState:
 
     # --- reading -----------------------------------------------------------------------------
 
-    def previous(self, event: Event) -> tuple[Event, Receipt] | None:
+    def previous(self, event: Event) -> tuple[bool, Receipt] | None:
+        """``(same payload?, receipt)`` if this member already sent ``event.id``, else None.
+
+        A hash of the frozen event stands for the payload, so the state does not keep every
+        event alive (it measured as a large share of garbage-collection time)."""
         m = self.members.get(event.member)
-        return m.seen.get(event.id) if m is not None else None
+        seen = m.seen.get(event.id) if m is not None else None
+        if seen is None:
+            return None
+        return seen[0] == fingerprint(event), seen[1]
 
     def advance(self, member_id: str, at: datetime) -> None:
         """Let time pass for a member: vest holds that are due, drop expired vouchers."""
@@ -180,7 +195,7 @@ class MemoryState:
         """Write an accepted decision (and remember the receipt for idempotency)."""
         event = decision.event
         m = self._get(event.member, event.occurred_at)
-        m.seen[event.id] = (event, receipt)
+        m.seen[event.id] = (fingerprint(event), receipt)
         if not receipt.accepted:
             return
         facts = m.facts.setdefault(event.id, _Facts(line=event.line, amount=event.amount))
