@@ -23,7 +23,7 @@ def context_file(tmp_path):
     path.write_text(json.dumps({
         "event": {"amount": 120.5, "nights": 3, "channel": "App", "sku": "BTY-1234",
                   "tags": ["gift", "promo"], "meta": {"k": 1}, "coupon": None,
-                  "long": "a" * 10_000, "x": 5},
+                  "long": "a" * 1_000, "x": 5},
         "member": {"tier": "gold", "birth_month": 3},
     }), encoding="utf-8")
     return str(path)
@@ -262,9 +262,16 @@ def run_timeout(expr: str, context: str, seconds: str):
 
 
 def test_timeout_option(context_file):
-    result = run_timeout(r"matches(event.long, '\\w*\\d')", context_file, "0.02")
+    result = run_timeout(r"matches(event.long, '\\w*\\d')", context_file, "0.0005")
     assert result.exit_code == 2
     assert result.stderr.splitlines() == [result.stderr.strip()]
     assert result.stderr.startswith("error: time: ")
     assert "Traceback" not in result.stderr
     assert run_timeout("1 + 1", context_file, "0.02").stdout.strip() == "2"
+
+
+@pytest.mark.parametrize("expr", ["event.meta", "{1, 'a'}"])
+def test_mappings_and_mixed_sets_print_as_json(context_file, expr):
+    result = run(expr, context_file)
+    assert result.exit_code == 0, result.stderr
+    assert isinstance(json.loads(result.stdout), dict | list)

@@ -40,7 +40,7 @@ EVENT = {
     "coupon": None,
     "local_date": date(2026, 3, 4),
     "occurred_at": datetime(2026, 3, 4, 12, 0, tzinfo=UTC),
-    "long": "a" * 10_000,
+    "long": "a" * 1_000,
 }
 MEMBER = {"tier": "gold", "enrolled_on": date(2025, 1, 31), "birth_month": 3}
 SCOPE = {"event": EVENT, "member": MEMBER}
@@ -372,10 +372,10 @@ def test_matches_behaviour_and_limits():
 
 
 def test_time_limit_interrupts_slow_evaluation():
-    # One open-ended repeat is allowed; on a 10,000 character input it is slow enough.
+    # One open-ended repeat is allowed; at the 1,000 character input limit it takes ~ms.
     expr = compile_expression(r"matches(event.long, '\\w*\\d')", NS)
     start = time.perf_counter()
-    with pytest.raises(EvaluationError) as info, time_limit(0.02):
+    with pytest.raises(EvaluationError) as info, time_limit(0.0005):
         expr.evaluate(SCOPE)
     assert info.value.reason == "time"
     assert time.perf_counter() - start < 0.5
@@ -392,7 +392,7 @@ def test_time_limit_is_cleared_afterwards():
 def test_evaluate_once():
     assert evaluate_once("event.nights + 1", NS, SCOPE) == 4
     with pytest.raises(EvaluationError) as info:
-        evaluate_once(r"matches(event.long, '\\w*\\d')", NS, SCOPE, seconds=0.02)
+        evaluate_once(r"matches(event.long, '\\w*\\d')", NS, SCOPE, seconds=0.0005)
     assert info.value.reason == "time"
 
 
@@ -501,7 +501,7 @@ FUNCTION_ERRORS = [
     ("ceil('1')", "type"), ("round(1, 13)", "type"), ("round(decimal('1e50'))", "arithmetic"),
     ("clamp('a', 0, 1)", "type"), ("percent('a', 1)", "type"), ("len(3)", "type"),
     ("lower(1)", "type"), ("upper(None)", "type"), ("startswith(1, 'a')", "type"),
-    ("endswith('a', 1)", "type"), ("str(event.meta)", "type"), ("str((event.long,) * 11)", "size"),
+    ("endswith('a', 1)", "type"), ("str(event.meta)", "type"), ("str((event.long,) * 101)", "size"),
     ("int('abc')", "type"), ("int('1' * 41)", "size"), ("decimal('abc')", "type"),
     ("decimal('1' * 41)", "size"), ("decimal('NaN')", "type"), ("decimal('Infinity')", "type"),
     ("days_between('2026-01-01', event.local_date)", "type"),

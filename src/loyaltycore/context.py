@@ -151,7 +151,9 @@ def json_value(value: Any) -> Any:
     if isinstance(value, datetime | date):
         return value.isoformat()
     if isinstance(value, frozenset):
-        return sorted(json_value(v) for v in value)
+        return sorted((json_value(v) for v in value), key=lambda v: (type(v).__name__, str(v)))
+    if isinstance(value, Mapping):
+        return {str(k): json_value(v) for k, v in value.items()}
     if isinstance(value, tuple | list):
         return [json_value(v) for v in value]
     return value
