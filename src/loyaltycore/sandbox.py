@@ -28,38 +28,50 @@ from __future__ import annotations
 
 import ast
 import decimal
-import re
 import signal
 import threading
 import warnings
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
 import simpleeval
 
+from .bounded import (  # noqa: F401 - re-exported: part of the sandbox's API
+    MAX_DECIMAL_DIGITS,
+    MAX_EXPONENT,
+    MAX_INT_BITS,
+    MAX_STRING_LENGTH,
+    SAFE_SCALARS,
+    decimal_to_int,
+    op_add,
+    op_div,
+    op_floordiv,
+    op_item,
+    op_mod,
+    op_mul,
+    op_pow,
+    op_sub,
+    safe_value,
+    value_size,
+)
 from .errors import EvaluationError, ExpressionRefused, suggest
+from .patterns import (  # noqa: F401 - re-exported: part of the sandbox's API
+    MAX_REGEX_INPUT,
+    MAX_REGEX_WAYS,
+    check_regex,
+    regex_prepare,
+)
 
 MAX_EXPRESSION_LENGTH = 4000
 MAX_DEPTH = 32
 MAX_NODES = 400
 MAX_COLLECTION = 256
-MAX_STRING_LENGTH = simpleeval.MAX_STRING_LENGTH
-MAX_INT_BITS = 4096
-MAX_EXPONENT = 100
 MAX_LITERAL = 10**30
-MAX_REGEX_INPUT = 1_000  # one allowed open-ended repeat stays ~ms, not ~s, on hostile input
-# How many ways a pattern may try to match at one position: repeats multiply by the number
-# of counts they allow (an open-ended one by MAX_REGEX_INPUT), alternations add. Matching
-# costs about (input length) x (ways) steps, so this allows one `.*` and no more.
-MAX_REGEX_WAYS = MAX_REGEX_INPUT + 1
-MAX_DECIMAL_DIGITS = 1234  # a Decimal turned into an int may have ~MAX_INT_BITS, no more
 DEFAULT_TIME_LIMIT = 0.5  # seconds; for one-off evaluations such as `loyalty eval`
 
-SAFE_SCALARS = (bool, int, str, Decimal, datetime, date, type(None))
 
 
 @dataclass(frozen=True)
@@ -158,122 +170,9 @@ def as_evaluation_error(exc: BaseException, text: str) -> EvaluationError:
     return EvaluationError(f"{type(exc).__name__}: {detail}", reason="error", expression=text)
 
 
-# --- bounded operators -------------------------------------------------------------------
-# Each replaces a Python operator that could allocate without bound or change meaning.
-
-
-def value_size(value: Any, limit: int = MAX_STRING_LENGTH) -> int:
-    """Characters and items in ``value``, nested tuples included; stops counting above ``limit``.
-
-    Why not ``len``: ``('a' * 100000,) * 100000`` is a tuple of 100000 items whose
-    ``str()``, hash, comparison or JSON form walks 10**10 characters. Every tuple an
-    operator builds is bounded by this size, not by its own length.
-    """
-    total = 0
-    stack = [value]
-    while stack:
-        v = stack.pop()
-        if isinstance(v, str):
-            total += max(len(v), 1)
-        elif isinstance(v, tuple | frozenset) and v:
-            if len(v) > limit:
-                return len(v)
-            stack.extend(v)
-        else:
-            total += 1
-        if total > limit:
-            break
-    return total
-
-
-def _size(obj: Any) -> int:
-    if isinstance(obj, str):
-        return len(obj)
-    return value_size(obj) if isinstance(obj, tuple | frozenset) else 0
-
-
-def _too_long() -> EvaluationError:
-    return EvaluationError(f"result longer than {MAX_STRING_LENGTH} characters/items",
-                           reason="size")
-
-
-def _check_int(value: Any) -> Any:
-    if type(value) is int and value.bit_length() > MAX_INT_BITS:
-        raise EvaluationError(f"integer larger than {MAX_INT_BITS} bits", reason="size")
-    return value
-
-
-def op_add(a: Any, b: Any) -> Any:
-    if _size(a) + _size(b) > MAX_STRING_LENGTH:
-        raise _too_long()
-    return _check_int(a + b)
-
-
-def op_mul(a: Any, b: Any) -> Any:
-    if isinstance(a, str | tuple) or isinstance(b, str | tuple):
-        count = b if isinstance(a, str | tuple) else a
-        seq = a if isinstance(a, str | tuple) else b
-        if type(count) is not int and type(count) is not bool:
-            raise EvaluationError("a string or list can only be repeated a whole number of times",
-                                  reason="type")
-        if count > 0 and count * _size(seq) > MAX_STRING_LENGTH:
-            raise _too_long()
-        return seq * count
-    if type(a) is int and type(b) is int and a.bit_length() + b.bit_length() > MAX_INT_BITS:
-        raise EvaluationError(f"integer larger than {MAX_INT_BITS} bits", reason="size")
-    return a * b
-
-
-def op_pow(a: Any, b: Any) -> Any:
-    # Check the size of a Decimal exponent before int(): int(Decimal('1e999999')) alone
-    # takes seconds and builds a million-digit integer.
-    if isinstance(b, Decimal) and b.is_finite() and abs(b) > MAX_EXPONENT:
-        raise EvaluationError(f"exponent {b} is above the limit of {MAX_EXPONENT}",
-                              reason="power")
-    if isinstance(b, Decimal) and b.is_finite() and b == b.to_integral_value():
-        b = int(b)
-    if type(b) is not int:
-        raise EvaluationError("the exponent must be a whole number", reason="power")
-    if abs(b) > MAX_EXPONENT:
-        raise EvaluationError(f"exponent {b} is above the limit of {MAX_EXPONENT}",
-                              reason="power")
-    if type(a) is int and a.bit_length() * abs(b) > MAX_INT_BITS:
-        raise EvaluationError(f"{a} ** {b} would exceed {MAX_INT_BITS} bits", reason="power")
-    if type(a) is int and b < 0:
-        return Decimal(a) ** b
-    return a**b
-
-
-def op_div(a: Any, b: Any) -> Any:
-    # Money is Decimal: integer division must not silently turn into a float.
-    if type(a) is int:
-        a = Decimal(a)
-    if type(b) is int:
-        b = Decimal(b)
-    return a / b
-
-
-def op_floordiv(a: Any, b: Any) -> Any:
-    return a // b
-
-
-def op_mod(a: Any, b: Any) -> Any:
-    if isinstance(a, str):
-        raise EvaluationError("'%' formatting of strings is not allowed", reason="format")
-    return a % b
-
-
-def op_item(obj: Any, key: Any) -> Any:
-    if not isinstance(obj, str | tuple | Mapping):
-        raise EvaluationError(f"cannot index a {type(obj).__name__}", reason="type")
-    if not isinstance(key, int | str) or isinstance(key, bool):
-        raise EvaluationError("an index must be a whole number or a string", reason="type")
-    return obj[key]
-
-
 _BINOPS: dict[type[ast.operator], tuple[str, Callable[[Any, Any], Any]]] = {
     ast.Add: ("_add", op_add),
-    ast.Sub: ("_sub", lambda a, b: _check_int(a - b)),
+    ast.Sub: ("_sub", op_sub),
     ast.Mult: ("_mul", op_mul),
     ast.Div: ("_div", op_div),
     ast.FloorDiv: ("_floordiv", op_floordiv),
@@ -598,141 +497,3 @@ def evaluate_once(text: str, namespace: Namespace, scope: Mapping[str, Mapping[s
     expression = compile_expression(text, namespace)
     with time_limit(seconds):
         return expression.evaluate(scope)
-
-
-def safe_value(value: Any) -> bool:
-    """True if ``value`` may enter or leave an expression (immutable, bounded).
-
-    Bounded means the whole value, nested tuples included (see :func:`value_size`); the
-    walk is iterative so a deeply nested value cannot overflow the stack.
-    """
-    total = 0
-    stack = [value]
-    while stack:
-        v = stack.pop()
-        if isinstance(v, str):
-            total += max(len(v), 1)
-        elif isinstance(v, SAFE_SCALARS):
-            total += 1
-        elif isinstance(v, tuple | frozenset):
-            if len(v) > MAX_STRING_LENGTH:
-                return False
-            total += 0 if v else 1
-            stack.extend(v)
-        else:
-            return False
-        if total > MAX_STRING_LENGTH:
-            return False
-    return True
-
-
-def decimal_to_int(value: Any) -> int:
-    """``int(value)`` for an int or Decimal, refusing results above ``MAX_INT_BITS``.
-
-    Why: ``int(Decimal('9e999999'))`` takes tens of seconds and returns a million-digit
-    integer; the size is checked on the exponent first, before anything is converted.
-    """
-    if isinstance(value, Decimal):
-        if not value.is_finite():
-            raise EvaluationError(f"cannot make a whole number of {value}", reason="arithmetic")
-        if value.adjusted() >= MAX_DECIMAL_DIGITS:
-            raise EvaluationError(f"number larger than {MAX_INT_BITS} bits", reason="size")
-    return _check_int(int(value))
-
-
-def regex_prepare(pattern: Any) -> Callable[[str], bool]:
-    """Compile a literal pattern for ``matches``, refusing ones that can backtrack badly."""
-    if not isinstance(pattern, str):
-        raise ExpressionRefused("the pattern of matches() must be a string literal",
-                                reason="regex")
-    if len(pattern) > 200:
-        raise ExpressionRefused("regular expression longer than 200 characters", reason="regex")
-    check_regex(pattern)
-    try:
-        compiled = re.compile(pattern)
-    except (re.error, RecursionError, OverflowError, ValueError) as exc:
-        raise ExpressionRefused(f"invalid regular expression: {exc}", reason="regex") from None
-
-    def matches(text: Any) -> bool:
-        if not isinstance(text, str):
-            raise EvaluationError("matches() takes a string", reason="type")
-        if len(text) > MAX_REGEX_INPUT:
-            raise EvaluationError(f"matches() input longer than {MAX_REGEX_INPUT}",
-                                  reason="size")
-        return compiled.search(text) is not None
-
-    return matches
-
-
-def check_regex(pattern: str) -> None:
-    """Refuse patterns whose matching time can explode (catastrophic backtracking).
-
-    Conservative: a repeat inside a repeat (also ``(a?){25}``), a repeat over an
-    alternation, backreferences and lookarounds are refused, and so is a pattern that can
-    match in more than ``MAX_REGEX_WAYS`` ways at one position: ``.*.*x`` or ``a?`` thirty
-    times backtrack polynomially or exponentially without nesting anything. Atomic groups
-    are checked like any group. Rule patterns are short codes and prefixes; none need more.
-    """
-    try:
-        import re._parser as sre_parse  # Python 3.11+
-        from re._constants import (
-            ASSERT,
-            ASSERT_NOT,
-            ATOMIC_GROUP,
-            BRANCH,
-            GROUPREF,
-            GROUPREF_EXISTS,
-            MAX_REPEAT,
-            MIN_REPEAT,
-            POSSESSIVE_REPEAT,
-            SUBPATTERN,
-        )
-        parsed = sre_parse.parse(pattern)
-    except (re.error, RecursionError, OverflowError, ValueError) as exc:
-        raise ExpressionRefused(f"invalid regular expression: {exc}", reason="regex") from None
-    repeats = (MAX_REPEAT, MIN_REPEAT, POSSESSIVE_REPEAT)
-
-    def walk(items, inside_repeat: bool) -> int:
-        """Check ``items``; return how many ways they can match at one position."""
-        ways = 1
-        for op, arg in items:
-            if op in (GROUPREF, GROUPREF_EXISTS):
-                raise ExpressionRefused("backreferences are not allowed in patterns",
-                                        reason="regex")
-            if op in (ASSERT, ASSERT_NOT):
-                raise ExpressionRefused("lookarounds are not allowed in patterns",
-                                        reason="regex")
-            if op in repeats:
-                low, high, sub = arg
-                if high > 1000 and high != sre_parse.MAXREPEAT or low > 1000:
-                    raise ExpressionRefused("repeat count above 1000 in pattern",
-                                            reason="regex")
-                # Why low != high too: (a?){25}a{25} nests an optional inside a fixed
-                # count and backtracks 2**25 times.
-                if inside_repeat and (high > 1 or low != high):
-                    raise ExpressionRefused(
-                        "nested repeats such as (a+)+ can take exponential time",
-                        reason="regex")
-                inner = walk(sub, inside_repeat or high > 1)
-                top = MAX_REGEX_INPUT if high == sre_parse.MAXREPEAT else high
-                ways *= (max(top - low, 0) + 1) * inner
-            elif op == SUBPATTERN:
-                ways *= walk(arg[-1], inside_repeat)
-            elif op == ATOMIC_GROUP:
-                # Why: (?>(a+)+b) backtracks exponentially inside the group; the old walk
-                # did not look inside atomic groups at all.
-                ways *= walk(arg, inside_repeat)
-            elif op == BRANCH:
-                if inside_repeat:
-                    raise ExpressionRefused(
-                        "alternation inside a repeat such as (a|aa)* can take exponential "
-                        "time", reason="regex")
-                ways *= sum(walk(branch, inside_repeat) for branch in arg[1])
-            ways = min(ways, MAX_REGEX_WAYS + 1)
-        return ways
-
-    if walk(parsed, False) > MAX_REGEX_WAYS:
-        raise ExpressionRefused(
-            "pattern can match in too many ways (like .*.* or many a? in a row), which takes "
-            "polynomial or exponential time: use at most one open-ended repeat (*, +, {n,}) "
-            "and bound the others, e.g. [0-9]{1,12}", reason="regex")
