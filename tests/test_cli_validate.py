@@ -70,7 +70,7 @@ def test_several_paths_are_checked_together(broken, tmp_path):
 def test_clean_rulesets_validate():
     result = run("validate", support.RULESETS)
     assert result.exit_code == 0, result.output
-    assert "ok: 1 group polic(ies), 11 rules (retail); 0 warning(s)" in result.output
+    assert "ok: 1 group polic(ies), 12 rules (retail); 0 warning(s)" in result.output
     data = json.loads(run("validate", support.RULESETS, "--format", "json").stdout)
     assert data == {"ok": True, "diagnostics": []}
 

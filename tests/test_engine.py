@@ -213,7 +213,9 @@ def test_refund_without_amount_is_rejected_not_a_crash(engine, ev):
     except LoyaltyError:
         return  # refusing it as bad input would be fine too
     assert not r.accepted
-    assert r.violations[0].rule == "retail-refund"
+    # The first refund rule that needs the amount names itself (credit runs before reverse).
+    assert r.violations[0].rule == "retail-spend-refund"
+    assert r.violations[0].invariant == "rule-evaluation"
 
 
 def test_refund_across_lines_is_rejected(test_engine, ev):
@@ -524,3 +526,20 @@ def test_tier_reaction_of_another_line_is_granted(tmp_path, ev):
     grants = [e for e in receipt.effects if e.kind == "grant_right"]
     assert [(g.line, g.right, g.rule) for g in grants] == [
         ("arcade", "arcade-free-game", "arcade-welcome-silver")]
+
+
+def test_refund_takes_back_qualifying_spend(engine, ev):
+    engine.process(ev.purchase("20000", id="big"))
+    assert engine.member("M1", at=_at("2026-03-03")).tier == "silver"
+    receipt = engine.process(ev.refund("big", "20000", at="2026-03-05"))
+    credits = [e for e in receipt.effects if e.kind == "credit"]
+    assert [(c.credit, c.value) for c in credits] == [("spend", Decimal("-20000"))]
+    snapshot = engine.member("M1", at=_at("2026-03-06"))
+    assert snapshot.qualification.credits["spend"] == 0
+    assert snapshot.tier == "silver"  # upgrades stand until a review; refunds never downgrade
+
+
+def _at(day: str):
+    from datetime import datetime
+
+    return datetime.fromisoformat(f"{day}T12:00:00+08:00")
