@@ -275,3 +275,41 @@ def test_mappings_and_mixed_sets_print_as_json(context_file, expr):
     result = run(expr, context_file)
     assert result.exit_code == 0, result.stderr
     assert isinstance(json.loads(result.stdout), dict | list)
+
+
+# --- --for LINE:TYPE: the names a real rule may read ----------------------------------
+
+
+@pytest.fixture
+def purchase_context(tmp_path):
+    path = tmp_path / "purchase.json"
+    path.write_text(json.dumps({
+        "event": {"amount": "560.00", "category": "beauty", "weekday": 2, "channel": "app",
+                  "local_date": "2026-02-04"},
+        "member": {"tier": "gold", "enrolled_on": "2025-06-15"}}), encoding="utf-8")
+    return path
+
+
+def test_for_uses_the_real_rule_namespace(purchase_context):
+    ok = run("event.weekday == 2 and event.channel == 'app' and event.amount >= 500",
+             purchase_context, "--for", "retail:purchase")
+    assert ok.exit_code == 0, ok.stderr
+    assert ok.stdout.strip() == "true"
+    months = run("months_between(member.enrolled_on, event.local_date)", purchase_context,
+                 "--for", "retail:purchase")
+    assert months.stdout.strip() == "7"
+    caps = run("line.max_multiplier", purchase_context, "--for", "retail:purchase")
+    assert caps.stdout.strip() == '"5"'  # filled from the group policy, not the context
+
+
+def test_for_refuses_a_misspelt_field_with_a_suggestion(purchase_context):
+    result = run("event.categroy == 'beauty'", purchase_context, "--for", "retail:purchase")
+    assert result.exit_code == 2
+    assert result.stderr.strip() == ("error: unknown-name: unknown field 'event.categroy' "
+                                     "(did you mean 'event.category'?)")
+
+
+def test_for_an_unknown_event_type_is_a_usage_error(purchase_context):
+    result = run("1", purchase_context, "--for", "retail:stay")
+    assert result.exit_code == 2
+    assert "retail:purchase" in result.stderr

@@ -109,7 +109,13 @@ def validate(paths: tuple[Path, ...], strict: bool, fmt: str) -> None:
               help="JSON object of sample values: {\"event\": {...}, \"member\": {...}, "
                    "\"qualification\": {...}, \"line\": {...}, \"group\": {...}}.")
 @click.option("--timeout", default=0.5, show_default=True, help="Seconds before giving up.")
-def eval_(expression: str, context_file: Path | None, timeout: float) -> None:
+@click.option("--for", "for_type", metavar="LINE:TYPE",
+              help="Check names against what a rule judging LINE:TYPE events may read (with "
+                   "the installed plugins' payloads and functions and the rulesets' credits "
+                   "and tiers), exactly as `validate` would.")
+@_rulesets_option
+def eval_(expression: str, context_file: Path | None, timeout: float, for_type: str | None,
+          rulesets: tuple[Path, ...]) -> None:
     """Evaluate one rule EXPRESSION in the sandbox and print its value (as JSON)."""
     context: dict[str, Any] = {}
     if context_file is not None:
@@ -123,7 +129,10 @@ def eval_(expression: str, context_file: Path | None, timeout: float) -> None:
                                                     for v in context.values()):
             raise click.ClickException(f"{context_file}: must be an object of objects, e.g. "
                                        '{"event": {"amount": 120}}')
-    namespace, scope = eval_namespace(context)
+    if for_type:
+        namespace, scope = rule_namespace(_open(rulesets), for_type, context)
+    else:
+        namespace, scope = eval_namespace(context)
     value = evaluate_once(expression, namespace, scope, seconds=timeout)
     click.echo(json.dumps(json_value(value)))
 
@@ -135,6 +144,52 @@ def eval_namespace(context: dict[str, dict[str, Any]]) -> tuple[Namespace, dict[
              for key in values}
     scope = {root: {k: _frozen(v) for k, v in values.items()} for root, values in context.items()}
     return Namespace(sources=sources, names=names, functions=dict(BUILTIN_FUNCTIONS)), scope
+
+
+def rule_namespace(engine: Engine, for_type: str, context: dict[str, dict[str, Any]]
+                   ) -> tuple[Namespace, dict[str, Any]]:
+    """The namespace a rule for ``line:type`` compiles against, and a scope from samples.
+
+    Sample values are placed where the engine would put them (``event.weekday`` in the
+    calendar mapping, payload fields in the payload mapping ...); ISO strings given for
+    date fields become dates.
+    """
+    from datetime import date, datetime
+
+    from .context import build_namespace
+
+    line, _, etype = for_type.partition(":")
+    types = engine.rulebook.event_types.get(line)
+    if types is None or etype not in types:
+        known = ", ".join(f"{ln}:{t}" for ln, ts in sorted(engine.rulebook.event_types.items())
+                          for t in sorted(ts))
+        raise click.BadParameter(f"unknown LINE:TYPE {for_type!r} (known: {known})",
+                                 param_hint="--for")
+    policy = engine.rulebook.groups[-1].policy
+    namespace = build_namespace(payload_fields=types[etype].model_fields,
+                                credits=policy.qualification.credits,
+                                tiers=[t.id for t in policy.tiers],
+                                functions=engine.rulebook.functions, with_original=True)
+    decimals = {"amount"} | {name for name, f in types[etype].model_fields.items()
+                             if "Decimal" in str(f.annotation)}
+    scope: dict[str, dict[str, Any]] = {src: {} for src in namespace.sources}
+    scope["pol"].update(engine.rulebook.groups[-1].policy_scope.get(line, {}))
+    for root, values in context.items():
+        for key, value in values.items():
+            target = namespace.names.get(f"{root}.{key}")
+            if target is None:
+                raise click.BadParameter(f"{root}.{key} is not a name rules for {for_type} "
+                                         "can read", param_hint="--context")
+            value = _frozen(value)
+            if isinstance(value, str) and root == "event" and key in decimals:
+                value = Decimal(value)  # money as JSON strings, the way events carry it
+            elif isinstance(value, str) and (key.endswith(("_at", "_on", "_date"))):
+                try:
+                    value = (datetime if key.endswith("_at") else date).fromisoformat(value)
+                except ValueError:
+                    pass
+            scope[target.source][target.key] = value
+    return namespace, scope
 
 
 def _frozen(value: Any) -> Any:
