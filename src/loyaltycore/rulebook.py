@@ -24,11 +24,10 @@ from .context import SOURCES, build_namespace, clashing_payload_fields
 from .errors import Diagnostic, ExpressionError, RulesetError, suggest
 from .events import BUILTIN_EVENT_TYPES, EventPayload
 from .functions import BUILTIN_FUNCTIONS, guarded
+from .policy_checks import check_caps, check_ladder
 from .rulefiles import RulesetFile, read_ruleset_files
 from .rulesets import GroupPolicy, LineRuleset, Right
 from .sandbox import Expression, Function, Namespace, compile_expression
-
-LINES_ACTIVE = "lines_active"
 
 
 @dataclass(frozen=True)
@@ -246,7 +245,7 @@ class _BookCompiler:
                 all_line_rights.update(book.rights)
         groups = [gb for g in self.groups
                   if (gb := self._group_book(g, group_rights, all_line_rights, by_line))]
-        self._check_caps(lines, groups)
+        check_caps(lines, groups, self.error)
         if any(d.severity == "error" for d in self.problems):
             return None
         warnings = [d for d in self.problems if d.severity != "error"]
@@ -442,7 +441,7 @@ class _BookCompiler:
             self.error(f, f"unknown timezone {p.timezone!r} (use an IANA name such as "
                           "Asia/Shanghai)", field="timezone", line=f.line_of("timezone"))
             return None
-        self._check_ladder(f, p, {**group_rights, **line_rights})
+        check_ladder(f, p, {**group_rights, **line_rights}, self.error)
         needing_caps = set(self.event_types) | set(by_line)
         for line in sorted(needing_caps - set(p.lines)):
             self.error(f, f"line {line!r} has no caps in the group policy (lines.{line}: "
@@ -477,133 +476,3 @@ class _BookCompiler:
             scope[line] = pol
         return GroupBook(policy=p, file=f.path, tz=tz, tier_rank=rank, rights=group_rights,
                          cross_sell=cross, policy_scope=scope)
-
-    def _check_ladder(self, f: RulesetFile, p: GroupPolicy,
-                      rights: dict[str, RightDef]) -> None:
-        metrics = set(p.qualification.credits) | {LINES_ACTIVE}
-        seen: set[str] = set()
-        for i, tier in enumerate(p.tiers):
-            tl = lambda fld=None, i=i: f.rule_line("tiers", i, fld)  # noqa: E731
-            if tier.id in seen:
-                self.error(f, "duplicate tier id", rule=tier.id, line=tl("id"))
-            seen.add(tier.id)
-            if i > 0 and not tier.upgrade:
-                self.error(f, "every tier above the first needs upgrade thresholds",
-                           rule=tier.id, field="upgrade", line=tl())
-            for section in ("upgrade", "retain"):
-                for metric in (getattr(tier, section) or {}):
-                    if metric not in metrics:
-                        hint = suggest(metric, metrics)
-                        self.error(f, f"unknown metric {metric!r} (qualifying credits and "
-                                      f"lines_active: {sorted(metrics)})"
-                                      + (f"; did you mean {hint!r}?" if hint else ""),
-                                   rule=tier.id, field=f"{section}.{metric}", line=tl(section))
-            for metric, keep in (tier.retain or {}).items():
-                up = tier.upgrade.get(metric)
-                if up is not None and keep > up:
-                    self.error(f, f"retain threshold {keep} for {metric} is above the upgrade "
-                                  f"threshold {up}", rule=tier.id, field=f"retain.{metric}",
-                               line=tl("retain"))
-            for right in tier.on_upgrade:
-                if right not in rights:
-                    self.error(f, f"unknown right {right!r}", rule=tier.id,
-                               field="on_upgrade", line=tl("on_upgrade"))
-        for i in range(2, len(p.tiers)):
-            lower, higher = p.tiers[i - 1], p.tiers[i]
-            for metric, need in higher.upgrade.items():
-                below = lower.upgrade.get(metric)
-                if below is not None and need <= below:
-                    self.error(f, f"upgrade threshold for {metric} ({need}) must be above "
-                                  f"{lower.id}'s ({below}): thresholds rise up the ladder",
-                               rule=higher.id, field=f"upgrade.{metric}",
-                               line=f.rule_line("tiers", i, "upgrade"))
-            for metric in lower.upgrade:
-                if metric not in higher.upgrade:
-                    self.error(f, f"{lower.id} qualifies on {metric} but {higher.id} does not: "
-                                  "a higher tier must be reachable on the same metrics",
-                               rule=higher.id, field="upgrade", severity="warning",
-                               line=f.rule_line("tiers", i, "upgrade"))
-        if p.review.soft_landing > max(1, len(p.tiers) - 1):
-            self.error(f, "soft_landing is larger than the ladder", field="review.soft_landing",
-                       line=f.line_of("review", "soft_landing"), severity="warning")
-        self._check_rights_inclusion(f, p, rights)
-
-    def _check_rights_inclusion(self, f: RulesetFile, p: GroupPolicy,
-                                rights: dict[str, RightDef]) -> None:
-        order = [t.id for t in p.tiers]
-        superseded_by: dict[str, list[str]] = {}
-        for rid, rd in rights.items():
-            if rd.right.supersedes:
-                superseded_by.setdefault(rd.right.supersedes, []).append(rid)
-
-        def eligible(tier: str) -> set[str]:
-            return {rid for rid, rd in rights.items()
-                    if rd.right.tiers is None or tier in rd.right.tiers}
-
-        for i in range(1, len(order)):
-            lower, higher = eligible(order[i - 1]), eligible(order[i])
-            for rid in sorted(lower - higher):
-                replacements = [r for r in superseded_by.get(rid, []) if r in higher]
-                if not replacements:
-                    rd = rights[rid]
-                    self.error(rd.file, f"tier {order[i]} loses right {rid!r} that "
-                                        f"{order[i - 1]} has: add {order[i]} to its tiers, or "
-                                        f"give {order[i]} a right that supersedes it",
-                               rule=rid, field="tiers", line=rd.line_no)
-
-    # --- caps: can every line's rules stay within the group's caps? -----------------------
-
-    def _check_caps(self, lines: dict[str, list[LineBook]], groups: list[GroupBook]) -> None:
-        for line, books in lines.items():
-            for book in books:
-                for g in groups:
-                    caps = g.policy.lines.get(line)
-                    if caps is None or not _overlaps(book.ruleset, g.policy):
-                        continue
-                    for etype, rules in book.by_type.items():
-                        self._check_type_caps(book, g, caps, line, etype, rules)
-
-    def _check_type_caps(self, book: LineBook, g: GroupBook, caps, line: str, etype: str,
-                         rules: TypeRules) -> None:
-        if not rules.base and not rules.multiply and not rules.bonus:
-            return
-        worst = (Decimal(1) if rules.base else Decimal(0)) + sum(
-            (r.extra_factor for r in rules.multiply), Decimal(0))
-        if worst > caps.max_multiplier:
-            names = ", ".join(r.id for r in rules.multiply)
-            self.error(book.file, f"{etype}: if base and multiply rules ({names}) all fire the "
-                                  f"multiplier is {worst}, above the group cap "
-                                  f"{caps.max_multiplier}; such events will be rejected",
-                       severity="warning", field="earn")
-        cost = worst * g.policy.base_rate * g.policy.point_value
-        if cost > caps.max_cost_ratio:
-            self.error(book.file, f"{etype}: worst-case cost ratio {cost} (multiplier {worst} x "
-                                  f"base rate x point value) is above the cap "
-                                  f"{caps.max_cost_ratio}; such events will be rejected",
-                       severity="warning", field="earn")
-        bonus = Decimal(0)
-        unbounded = []
-        for r in rules.bonus + g.cross_sell.get(f"{line}:{etype}", TypeRules()).bonus:
-            per_event = r.spec.cap.points if r.spec.cap and r.spec.cap.per == "event" else None
-            if r.fixed_points is not None:
-                bonus += min(r.fixed_points, per_event) if per_event is not None \
-                    else r.fixed_points
-            elif per_event is not None:
-                bonus += per_event
-            else:
-                unbounded.append(r.id)
-        if unbounded:
-            self.error(book.file, f"{etype}: bonus rules {unbounded} compute points with no "
-                                  "per-event cap, so the bonus cap cannot be proven",
-                       severity="warning", field="earn")
-        elif bonus > caps.max_bonus_points:
-            self.error(book.file, f"{etype}: bonus rules can add {bonus} points to one event, "
-                                  f"above the group cap of {caps.max_bonus_points}",
-                       severity="warning", field="earn")
-
-
-def _overlaps(a, b) -> bool:
-    a_end = a.effective_to or datetime.max.replace(tzinfo=a.effective_from.tzinfo)
-    b_end = b.effective_to or datetime.max.replace(tzinfo=b.effective_from.tzinfo)
-    return a.effective_from < b_end and b.effective_from < a_end
-
