@@ -18,7 +18,6 @@ from typing import Any, Protocol
 from .context import SOURCES, calendar_scope, member_scope, qualification_scope
 from .effects import (
     EarnPoints,
-    GrantRight,
     HoldPoints,
     QualifyingCredit,
     ReversePoints,
@@ -30,8 +29,10 @@ from .effects import (
 from .errors import EvaluationError, PluginError
 from .events import Event
 from .members import MemberSnapshot, Qualification
+from .periods import period_key
 from .receipts import RuleMiss, Violation
-from .rulebook import CompiledRule, GroupBook, LineBook, RightDef, RuleBook, TypeRules
+from .rights import grant_effect, quota_room, right_counters
+from .rulebook import CompiledRule, GroupBook, LineBook, RuleBook, TypeRules
 from .rulesets import Cap, Pending
 from .sandbox import as_evaluation_error
 
@@ -81,25 +82,14 @@ def to_points(value: Decimal | int, rounding: str) -> int:
     return int(value.to_integral_value(rounding=_ROUNDING[rounding]))
 
 
-def period_key(per: str, day: date) -> str | None:
-    """The counter key of the period containing ``day`` (None for per-event caps)."""
-    if per == "month":
-        return f"m{day.year:04d}-{day.month:02d}"
-    if per == "day":
-        return f"d{day.isoformat()}"
-    if per == "year":
-        return f"y{day.year:04d}"
-    if per == "week":
-        iso = day.isocalendar()
-        return f"w{iso.year:04d}-{iso.week:02d}"
-    if per == "lifetime":
-        return "all"
-    return None
-
-
 def decide(event: Event, member: MemberSnapshot, book: RuleBook, *, history: History,
-           plugins: Any = None, explain: bool = False, is_new: bool = False) -> Decision:
-    """Propose the effects of ``event`` for ``member`` (nothing is written)."""
+           plugins: Any = None, explain: bool = False, is_new: bool = False,
+           calendar: dict[str, Any] | None = None) -> Decision:
+    """Propose the effects of ``event`` for ``member`` (nothing is written).
+
+    ``calendar`` is the event's :func:`~loyaltycore.context.calendar_scope`, if the caller
+    already computed it to take the snapshot (it is computed here otherwise).
+    """
     at = event.occurred_at
     gb = book.group_at(at)
     decision = Decision(event=event, member=member, group=gb, line_book=None, book=book,
@@ -123,7 +113,7 @@ def decide(event: Event, member: MemberSnapshot, book: RuleBook, *, history: His
         return decision
     lb = book.line_at(event.line, at)
     decision.line_book = lb
-    cal = calendar_scope(event, gb.tz)
+    cal = calendar if calendar is not None else calendar_scope(event, gb.tz)
     local_date = cal["local_date"]
     decision.local_date = local_date
     credits = policy.qualification.credits
@@ -396,66 +386,6 @@ class _RuleRunner:
                     values=self.values(rule))),
                 kind="reverse", points=points, reverses=str(original_id),
                 refunded=refunded, reason=f"refund of {refunded}")))
-
-
-def grant_effect(rd: RightDef, event: Event, rule: str | None, version: str | None,
-                 file: str | None, source: str, values: dict[str, Any]) -> GrantRight:
-    right = rd.right
-    until = (event.occurred_at + timedelta(days=right.valid_days)
-             if right.valid_days is not None else None)
-    line = rd.line if rd.line != "group" else event.line
-    return trusted(GrantRight, dict(
-        line=line, rule=rule, source=source,
-        trace=trusted(Trace, dict(rule=rule or right.id, version=version, file=file,
-                                    detail=f"grant {right.id}: {right.description}",
-                                    values=values)),
-        kind="grant_right", right=right.id, valid_until=until, description=right.description))
-
-
-def quota_room(rd: RightDef, member: MemberSnapshot, pending: Mapping[str, int],
-               day: date, *, counter: str) -> int | None:
-    """How many more grants/uses the right's quota allows this period (None: no quota)."""
-    quota = rd.right.quota
-    if quota is None:
-        return None
-    key = period_key(quota.per, day)
-    if key is None:
-        return quota.count
-    ckey = f"{counter}:{rd.right.id}:{key}"
-    return quota.count - member.counters.get(ckey, 0) - pending.get(ckey, 0)
-
-
-def right_counters(decision: Decision, gb: GroupBook, lb: LineBook | None) -> None:
-    """Counter increments for the quota periods of the rights granted or used."""
-    day = decision.local_date
-    for e in decision.effects:
-        if isinstance(e, GrantRight | UseRight):
-            rd = find_right(e.right, gb, decision.line_book, e.line, decision.book,
-                            decision.event.occurred_at)
-            if rd is None or rd.right.quota is None:
-                continue
-            kind = "grant" if isinstance(e, GrantRight) else "use"
-            key = period_key(rd.right.quota.per, day)
-            if key is None:
-                continue
-            qty = e.quantity if isinstance(e, UseRight) else 1
-            ckey = f"{kind}:{rd.right.id}:{key}"
-            decision.counters[ckey] = decision.counters.get(ckey, 0) + qty
-
-
-def find_right(right: str, gb: GroupBook, lb: LineBook | None, line: str,
-               book: RuleBook | None = None, at: Any = None) -> RightDef | None:
-    """The right ``right`` as seen by ``line``: a group right, or one of that line's own."""
-    rd = gb.rights.get(right)
-    if rd is not None:
-        return rd
-    if lb is not None and lb.ruleset.line == line:
-        return lb.rights.get(right)
-    if book is not None and at is not None:
-        other = book.line_at(line, at)
-        if other is not None:
-            return other.rights.get(right)
-    return None
 
 
 def _tiers(decision: Decision, gb: GroupBook, book: RuleBook, plugins: Any) -> None:

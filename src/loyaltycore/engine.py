@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from .context import calendar_scope
 from .decide import Decision, decide
 from .effects import trusted
 from .errors import IdempotencyConflict
@@ -100,10 +101,11 @@ class Engine:
     def _decide(self, ev: Event, explain: bool) -> Decision:
         state = self.state
         gb = self.rulebook.group_at(ev.occurred_at)
-        local = ev.occurred_at.astimezone(gb.tz).date() if gb else ev.occurred_at.date()
+        cal = calendar_scope(ev, gb.tz) if gb else None
+        local = cal["local_date"] if cal else ev.occurred_at.date()
         snapshot, is_new = state.snapshot(ev.member, ev.occurred_at, local)
         decision = decide(ev, snapshot, self.rulebook, history=state, plugins=self.plugins,
-                          explain=explain, is_new=is_new)
+                          explain=explain, is_new=is_new, calendar=cal)
         decision.violations = check(decision, plugin_lines=self._plugin_lines)
         return decision
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from .decide import Decision, find_right, quota_room, to_points
+from .decide import Decision, to_points
 from .effects import (
     EarnPoints,
     GrantRight,
@@ -26,6 +26,7 @@ from .effects import (
     UseRight,
 )
 from .receipts import Violation
+from .rights import find_right, quota_room
 from .tiers import meets
 
 INVARIANTS = ("line-isolation", "multiplier-cap", "bonus-cap", "cost-ceiling", "tier-ladder",
