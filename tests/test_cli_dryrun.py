@@ -146,7 +146,8 @@ def test_json_output_shape(tmp_path):
     assert s["events"] == {"read": 16, "accepted": 12, "rejected": 3, "invalid": 1,
                            "duplicates": 0}
     assert s["lines"]["retail"]["reversed"] == 840
-    assert s["tier_moves"] == [{"from": "member", "to": "silver", "count": 1}]
+    assert s["tier_moves"] == [{"from": "member", "to": "silver", "count": 1,
+                               "reason": "upgrade"}]
     assert s["rejections"] == {"rights": 2, "currency": 1, "input:occurred_at": 1}
     assert s["rules"]["retail-first-purchase"] == {"fired": 3, "points": 600}
 

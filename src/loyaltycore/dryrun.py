@@ -22,6 +22,7 @@ from .errors import EventInputError, IdempotencyConflict
 from .events import Event
 from .members import MemberProfile
 from .receipts import Receipt, Violation
+from .reviews import ReviewMove
 
 FORMAT = "loyaltycore.dry-run/1"
 
@@ -49,6 +50,7 @@ class DryRun:
 
     outcomes: list[Outcome] = field(default_factory=list)
     problems: list[InputProblem] = field(default_factory=list)
+    reviews: list[ReviewMove] = field(default_factory=list)
     summary: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -106,6 +108,13 @@ def dry_run(engine: Engine, events: Iterable[tuple[int, Event]], *, explain: boo
     ordered = sorted(events, key=lambda pair: pair[1].occurred_at)
     with batch_gc():
         _run(fork, ordered, explain, result)
+    if ordered:
+        # Reviews that fell due before the end of the stream, for members with no later event.
+        last = ordered[-1][1].occurred_at
+        gb = fork.rulebook.group_at(last)
+        if gb is not None:
+            fork.state.review_all(gb.policy, gb.tz, last.astimezone(gb.tz).date())
+    result.reviews = list(fork.state.review_log)
     result.summary = summarize(result, engine)
     return result
 
@@ -185,8 +194,11 @@ def summarize(result: DryRun, engine: Engine) -> dict[str, Any]:
                    "invalid": len(result.problems), "duplicates": duplicates},
         "lines": out_lines,
         "rules": dict(sorted(rules.items(), key=lambda kv: (-kv[1]["points"], kv[0]))),
-        "tier_moves": [{"from": a, "to": b, "count": n}
-                       for (a, b), n in sorted(tier_moves.items())],
+        "tier_moves": [{"from": a, "to": b, "count": n, "reason": "upgrade"}
+                       for (a, b), n in sorted(tier_moves.items())]
+        + [{"from": a, "to": b, "count": n, "reason": "review"}
+           for (a, b), n in sorted(Counter((m.from_tier, m.to_tier)
+                                           for m in result.reviews).items())],
         "rights": {"granted": dict(sorted(granted.items())), "used": dict(sorted(used.items()))},
         "rejections": dict(sorted(rejections.items(), key=lambda kv: (-kv[1], kv[0]))),
     }

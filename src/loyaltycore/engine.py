@@ -98,10 +98,12 @@ class Engine:
         ev = self.parse_event(event)
         return self._decide(ev, explain)
 
-    def _decide(self, ev: Event, explain: bool) -> Decision:
+    def _decide(self, ev: Event, explain: bool, cal: dict[str, Any] | None = None
+                ) -> Decision:
         state = self.state
         gb = self.rulebook.group_at(ev.occurred_at)
-        cal = calendar_scope(ev, gb.tz) if gb else None
+        if cal is None and gb is not None:
+            cal = calendar_scope(ev, gb.tz)
         local = cal["local_date"] if cal else ev.occurred_at.date()
         snapshot, is_new = state.snapshot(ev.member, ev.occurred_at, local)
         decision = decide(ev, snapshot, self.rulebook, history=state, plugins=self.plugins,
@@ -122,8 +124,15 @@ class Engine:
             if not same:
                 raise IdempotencyConflict(ev.id, ev.member)
             return receipt
-        self.state.advance(ev.member, ev.occurred_at)
-        decision = self._decide(ev, explain)
+        state = self.state
+        state.advance(ev.member, ev.occurred_at)
+        gb = self.rulebook.group_at(ev.occurred_at)
+        cal = None
+        if gb is not None:
+            cal = calendar_scope(ev, gb.tz)
+            state.start_reviews(ev.member, ev.occurred_at, cal["local_date"])
+            state.review(ev.member, gb.policy, gb.tz, cal["local_date"])
+        decision = self._decide(ev, explain, cal)
         receipt = receipt_of(decision)
         self.state.apply(decision, receipt)
         return receipt

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, time, tzinfo
 from decimal import Decimal
 from typing import Any
 
@@ -29,6 +29,9 @@ from .effects import (
 from .events import Event
 from .members import MemberProfile, MemberSnapshot, Qualification
 from .receipts import Receipt
+from .reviews import ReviewMove, month_before, review_dates
+from .rulesets import GroupPolicy
+from .tiers import review_target
 
 
 @dataclass
@@ -67,6 +70,7 @@ class _Member:
     facts: dict[str, _Facts] = field(default_factory=dict)
     seen: dict[str, tuple[int, Receipt]] = field(default_factory=dict)
     qual_cache: tuple[tuple[int, int], Qualification] | None = None
+    reviewed_to: date | None = None  # reviews have been run for dates up to this one
 
 
 def fingerprint(event: Event) -> int:
@@ -88,6 +92,7 @@ class MemoryState:
         self.lowest_tier = lowest_tier
         self.window_months = window_months
         self.members: dict[str, _Member] = {}
+        self.review_log: list[ReviewMove] = []
 
     # --- enrolment ---------------------------------------------------------------------------
 
@@ -109,6 +114,12 @@ class MemoryState:
 
     def _new(self, member_id: str, at: datetime) -> _Member:
         return _Member(id=member_id, tier=self.lowest_tier, enrolled_on=at.date())
+
+    def start_reviews(self, member_id: str, at: datetime, local: date) -> None:
+        """Reviews for this member count from ``local`` (its first event here) onwards."""
+        m = self._get(member_id, at)
+        if m.reviewed_to is None:
+            m.reviewed_to = local
 
     # --- reading -----------------------------------------------------------------------------
 
@@ -266,6 +277,34 @@ class MemoryState:
             else:
                 keep.append(h)
         m.holds = keep
+
+    def review(self, member_id: str, policy: GroupPolicy, tz: tzinfo, up_to: date
+               ) -> list[ReviewMove]:
+        """Run the tier reviews due for a member up to ``up_to`` (a local date).
+
+        Only reviews after the member's first event here are run: the state knows nothing of
+        the qualification before it, and must not downgrade anyone for history it never saw.
+        """
+        m = self.members.get(member_id)
+        if m is None or m.reviewed_to is None or up_to <= m.reviewed_to:
+            return []
+        moves = []
+        for day in review_dates(policy, m.enrolled_on, m.reviewed_to, up_to):
+            q = self._qualification(m, month_before(day))
+            target = review_target(policy, m.tier, q)
+            if target != m.tier:
+                moves.append(ReviewMove(m.id, day, m.tier, target))
+                m.tier = target
+                m.tier_since = datetime.combine(day, time(0), tz)
+        m.reviewed_to = up_to
+        m.qual_cache = None
+        self.review_log.extend(moves)
+        return moves
+
+    def review_all(self, policy: GroupPolicy, tz: tzinfo, up_to: date) -> list[ReviewMove]:
+        """Run the reviews due for every member up to ``up_to`` (end of a dry-run)."""
+        return [move for member_id in list(self.members)
+                for move in self.review(member_id, policy, tz, up_to)]
 
     def set_tier(self, member_id: str, tier: str, at: datetime) -> None:
         m = self._get(member_id, at)

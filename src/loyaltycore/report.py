@@ -194,8 +194,9 @@ def print_summary(console: Console, result: DryRun) -> None:
         t.add_column("from")
         t.add_column("to")
         t.add_column("members", justify="right")
+        t.add_column("reason")
         for m in s["tier_moves"]:
-            t.add_row(m["from"], m["to"], str(m["count"]))
+            t.add_row(m["from"], m["to"], str(m["count"]), m["reason"])
         console.print(t)
     rights = s["rights"]
     if rights["granted"] or rights["used"]:
