@@ -209,8 +209,9 @@ def test_rules_that_can_break_the_caps_are_warned_about(tmp_path):
     book, diagnostics = check(with_group(tmp_path, **{"line.yaml": LINE_HEAD + body}))
     assert book is not None and errors(diagnostics) == []
     assert book.warnings == diagnostics
-    find(diagnostics, "purchase: if base and multiply rules (x10) all fire the multiplier is "
-                      "10, above the group cap 5")
+    find(diagnostics, "purchase: when every multiply rule that can fire together fires (x10; "
+                      "rules on different tiers exclude one another) the multiplier is 10, "
+                      "above the group cap 5")
     find(diagnostics, "purchase: worst-case cost ratio 0.10")
     find(diagnostics, "purchase: bonus rules can add 900 points to one event, above the "
                       "group cap of 500")
@@ -284,3 +285,12 @@ def test_yaml_on_key_is_not_a_boolean(tmp_path):
     assert book is not None, diagnostics
     (lb,) = book.lines["retail"]
     assert lb.by_type["purchase"].base[0].spec.description == "no"
+
+
+def test_tier_only_multipliers_exclude_one_another_in_the_worst_case():
+    from loyaltycore.policy_checks import worst_extra
+
+    engine = support.open_real()
+    purchase = engine.rulebook.lines["retail"][0].by_type["purchase"]
+    # beauty +1, member day +1, birthday +1, and the best tier rule (+0.5), not all three
+    assert worst_extra(purchase.multiply) == Decimal("3.5")

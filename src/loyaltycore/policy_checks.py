@@ -9,6 +9,7 @@ the same signature as the rulebook's, so they arrive with file, line, rule and f
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
@@ -118,11 +119,11 @@ def _check_type_caps(book: LineBook, g: GroupBook, caps: Any, line: str, etype: 
                      rules: TypeRules, error: ErrorSink) -> None:
     if not rules.base and not rules.multiply and not rules.bonus:
         return
-    worst = (Decimal(1) if rules.base else Decimal(0)) + sum(
-        (r.extra_factor for r in rules.multiply), Decimal(0))
+    worst = (Decimal(1) if rules.base else Decimal(0)) + worst_extra(rules.multiply)
     if worst > caps.max_multiplier:
         names = ", ".join(r.id for r in rules.multiply)
-        error(book.file, f"{etype}: if base and multiply rules ({names}) all fire the "
+        error(book.file, f"{etype}: when every multiply rule that can fire together fires "
+                              f"({names}; rules on different tiers exclude one another) the "
                               f"multiplier is {worst}, above the group cap "
                               f"{caps.max_multiplier}; such events will be rejected",
                    severity="warning", field="earn")
@@ -151,6 +152,27 @@ def _check_type_caps(book: LineBook, g: GroupBook, caps: Any, line: str, etype: 
         error(book.file, f"{etype}: bonus rules can add {bonus} points to one event, "
                               f"above the group cap of {caps.max_bonus_points}",
                    severity="warning", field="earn")
+
+
+_TIER_ONLY = re.compile(r"""^\s*member\.tier\s*==\s*(['"])([a-z0-9][a-z0-9_.-]*)\1\s*$""")
+
+
+def worst_extra(multiply: list[CompiledRule]) -> Decimal:
+    """The most extra multiplier the rules can add to one event.
+
+    Rules whose whole condition is ``member.tier == '<tier>'`` exclude one another (a member
+    has one tier), so only the largest of them counts; every other rule may fire with any.
+    """
+    by_tier: dict[str, Decimal] = {}
+    total = Decimal(0)
+    for r in multiply:
+        match = _TIER_ONLY.match(r.spec.when or "")
+        if match:
+            tier = match.group(2)
+            by_tier[tier] = max(by_tier.get(tier, Decimal(0)), Decimal(0)) + r.extra_factor
+        else:
+            total += r.extra_factor
+    return total + max(by_tier.values(), default=Decimal(0))
 
 
 def _cross_sell_bonus(g: GroupBook, line: str, etype: str) -> list[CompiledRule]:
