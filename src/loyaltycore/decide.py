@@ -84,14 +84,16 @@ def to_points(value: Decimal | int, rounding: str) -> int:
 
 def decide(event: Event, member: MemberSnapshot, book: RuleBook, *, history: History,
            plugins: Any = None, explain: bool = False, is_new: bool = False,
-           calendar: dict[str, Any] | None = None) -> Decision:
+           calendar: dict[str, Any] | None = None, group: GroupBook | None = None
+           ) -> Decision:
     """Propose the effects of ``event`` for ``member`` (nothing is written).
 
-    ``calendar`` is the event's :func:`~loyaltycore.context.calendar_scope`, if the caller
-    already computed it to take the snapshot (it is computed here otherwise).
+    ``group`` (the policy in force) and ``calendar`` (the event's
+    :func:`~loyaltycore.context.calendar_scope`) may be passed by a caller that already
+    computed them to take the snapshot; they are computed here otherwise.
     """
     at = event.occurred_at
-    gb = book.group_at(at)
+    gb = group if group is not None else book.group_at(at)
     decision = Decision(event=event, member=member, group=gb, line_book=None, book=book,
                         tier_after=member.tier)
     if gb is None:

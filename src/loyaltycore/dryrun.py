@@ -138,19 +138,23 @@ def summarize(result: DryRun, engine: Engine) -> dict[str, Any]:
     rejections: Counter[str] = Counter()
     granted: Counter[str] = Counter()
     used: Counter[str] = Counter()
-    accepted = duplicates = 0
+    spend: Counter[str] = Counter()
+    accepted = rejected = duplicates = 0
     for o in result.outcomes:
         r = o.receipt
         if o.duplicate:
             duplicates += 1
             continue
         if not r.accepted:
+            rejected += 1
             for v in r.violations:
                 rejections[v.invariant] += 1
             continue
         accepted += 1
         row = lines.setdefault(r.line, _line_row())
         row["events"] += 1
+        if r.amount and r.type != "refund":
+            spend[r.line] += r.amount
         for e in r.effects:
             if isinstance(e, EarnPoints | HoldPoints):
                 key = "points" if isinstance(e, EarnPoints) else "pending"
@@ -166,19 +170,13 @@ def summarize(result: DryRun, engine: Engine) -> dict[str, Any]:
                 granted[e.right] += 1
             elif isinstance(e, UseRight):
                 used[e.right] += e.quantity
-    spend: Counter[str] = Counter()
-    for o in result.outcomes:
-        r = o.receipt
-        if r.accepted and not o.duplicate and r.type != "refund":
-            if r.amount:
-                spend[r.line] += r.amount
     for p in result.problems:
         rejections[f"input:{p.field or 'line'}"] += 1
     out_lines = {}
+    policy = engine.rulebook.groups[-1].policy
     for line, row in sorted(lines.items()):
-        gb = engine.rulebook.groups[-1]
-        value = gb.policy.point_value
-        caps = gb.policy.lines.get(line)
+        value = policy.point_value
+        caps = policy.lines.get(line)
         issued = row["points"] + row["pending"] - row["reversed"]
         cost = Decimal(issued) * value
         line_spend = spend.get(line, Decimal(0))
@@ -189,8 +187,7 @@ def summarize(result: DryRun, engine: Engine) -> dict[str, Any]:
         }
     return {
         "events": {"read": len(result.outcomes) + len(result.problems), "accepted": accepted,
-                   "rejected": sum(1 for o in result.outcomes
-                                   if not o.receipt.accepted and not o.duplicate),
+                   "rejected": rejected,
                    "invalid": len(result.problems), "duplicates": duplicates},
         "lines": out_lines,
         "rules": dict(sorted(rules.items(), key=lambda kv: (-kv[1]["points"], kv[0]))),

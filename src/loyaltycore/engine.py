@@ -28,7 +28,7 @@ from .members import MemberProfile, MemberSnapshot
 from .memory import MemoryState
 from .plugins import PluginHost, make_plugin_manager
 from .receipts import Receipt, Violation
-from .rulebook import RuleBook, load_rulebook
+from .rulebook import GroupBook, RuleBook, load_rulebook
 
 DEFAULT_RULESETS = "rulesets"
 
@@ -98,16 +98,19 @@ class Engine:
         ev = self.parse_event(event)
         return self._decide(ev, explain)
 
-    def _decide(self, ev: Event, explain: bool, cal: dict[str, Any] | None = None
-                ) -> Decision:
-        state = self.state
+    def _decide(self, ev: Event, explain: bool) -> Decision:
         gb = self.rulebook.group_at(ev.occurred_at)
-        if cal is None and gb is not None:
-            cal = calendar_scope(ev, gb.tz)
+        return self._decide_in(ev, explain, gb, calendar_scope(ev, gb.tz) if gb else None)
+
+    def _decide_in(self, ev: Event, explain: bool, gb: GroupBook | None,
+                   cal: dict[str, Any] | None) -> Decision:
+        """Decide and check ``ev`` under the group policy ``gb`` already looked up, with the
+        event's calendar ``cal`` (both computed once per event by the caller)."""
+        state = self.state
         local = cal["local_date"] if cal else ev.occurred_at.date()
         snapshot, is_new = state.snapshot(ev.member, ev.occurred_at, local)
         decision = decide(ev, snapshot, self.rulebook, history=state, plugins=self.plugins,
-                          explain=explain, is_new=is_new, calendar=cal)
+                          explain=explain, is_new=is_new, calendar=cal, group=gb)
         decision.violations = check(decision, plugin_lines=self._plugin_lines)
         return decision
 
@@ -132,7 +135,7 @@ class Engine:
             cal = calendar_scope(ev, gb.tz)
             state.start_reviews(ev.member, ev.occurred_at, cal["local_date"])
             state.review(ev.member, gb.policy, gb.tz, cal["local_date"])
-        decision = self._decide(ev, explain, cal)
+        decision = self._decide_in(ev, explain, gb, cal)
         receipt = receipt_of(decision)
         self.state.apply(decision, receipt)
         return receipt
