@@ -23,7 +23,7 @@ DOCS = ROOT / "docs"
 RULESET_MODELS = (
     "GroupPolicy", "LineRuleset", "EarnRule", "ReverseRule", "CreditRule", "GrantRule",
     "Right", "Quota", "Cap", "Pending", "TierSpec", "TierUpgrade", "Review",
-    "QualificationPolicy", "LineCaps",
+    "QualificationPolicy", "LineCaps", "Expiry", "RedemptionPolicy", "RefundPolicy",
 )
 
 

@@ -51,7 +51,8 @@ def seasoned(engine, ev, member="M1", **profile):
 def member_state(engine, member):
     m = engine.state.members[member]
     return (m.tier, m.available, m.pending, dict(m.counters), copy.deepcopy(m.buckets),
-            {k: list(v) for k, v in m.vouchers.items()}, len(m.holds), len(m.seen))
+            {k: [(g.remaining, g.valid_until) for g in v] for k, v in m.grants.items()},
+            sorted((lot.id, lot.remaining, lot.status) for lot in m.lots.values()), len(m.seen))
 
 
 # --- earning -----------------------------------------------------------------------------

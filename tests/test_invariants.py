@@ -45,7 +45,7 @@ def earn(points, basis="base", line="retail", rule="r", **kw):
 
 def test_the_invariants_checked(engine):
     assert INVARIANTS == ("line-isolation", "multiplier-cap", "bonus-cap", "cost-ceiling",
-                          "tier-ladder", "rights", "refund-bounds")
+                          "tier-ladder", "rights", "refund-bounds", "redemption")
 
 
 def test_clean_decision_passes(engine):

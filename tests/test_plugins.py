@@ -172,7 +172,7 @@ def test_plugin_gets_a_private_copy_of_the_member(ev):
     assert engine.process(ev.visit("good")).accepted
     m = engine.state.members["M1"]
     assert "fire:arcade-daily-visit:d2026-03-01" not in m.counters
-    assert "group-welcome-gold" not in m.vouchers
+    assert "group-welcome-gold" not in m.grants
 
 
 def test_failing_tier_changed_hook_rejects_the_upgrade(ev):

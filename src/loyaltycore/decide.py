@@ -31,6 +31,7 @@ from .events import Event
 from .members import MemberSnapshot, Qualification
 from .periods import period_key
 from .receipts import RuleMiss, Violation
+from .redemption import redeem_effect
 from .rights import grant_effect, quota_room, right_counters
 from .rulebook import CompiledRule, GroupBook, LineBook, RuleBook, TypeRules
 from .rulesets import Cap, Pending
@@ -139,6 +140,8 @@ def decide(event: Event, member: MemberSnapshot, book: RuleBook, *, history: His
                 rule="use_right", version=None, file=None,
                 detail=f"member uses {event.data.quantity} x {event.data.right}", values={})),
             kind="use_right", right=event.data.right, quantity=event.data.quantity)))
+    elif event.type == "redeem":
+        decision.effects.append(redeem_effect(decision))
     if plugins is not None and plugins.has_decide_hooks(event.line):
         try:
             decision.effects.extend(plugins.decide(event, member, policy))

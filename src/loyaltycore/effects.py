@@ -123,12 +123,24 @@ class TierChange(_Effect):
     reason: Literal["upgrade", "review", "manual"] = "upgrade"
 
 
+
+
+
+class RedeemPoints(_Effect):
+    """The member spends ``points`` at ``line`` (the built-in ``redeem`` event). The ledger
+    takes them from the member's lots, soonest expiry first, and records which lots paid."""
+
+    kind: Literal["redeem"] = "redeem"
+    points: int = Field(ge=1)
+    reference: str = ""
+
+
 Effect = Annotated[
     EarnPoints | HoldPoints | ReversePoints | QualifyingCredit | GrantRight | UseRight
-    | TierChange,
+    | TierChange | RedeemPoints,
     Field(discriminator="kind"),
 ]
 EFFECT_ADAPTER: TypeAdapter[Effect] = TypeAdapter(Effect)
 EFFECT_TYPES = (EarnPoints, HoldPoints, ReversePoints, QualifyingCredit, GrantRight, UseRight,
-                TierChange)
+                TierChange, RedeemPoints)
 POINT_EFFECTS = (EarnPoints, HoldPoints)

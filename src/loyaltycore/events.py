@@ -49,8 +49,17 @@ class UseRightPayload(EventPayload):
     quantity: int = Field(default=1, ge=1, le=1000)
 
 
+class RedeemPayload(EventPayload):
+    """Payload of the built-in ``redeem`` event every line accepts: spend ``points`` at the
+    event's line. ``reference`` is the till's or order's reference, kept with the entry."""
+
+    points: int = Field(ge=1, le=100_000_000)
+    reference: str = Field(default="", max_length=128)
+
+
 ENVELOPE_FIELDS = ("id", "line", "type", "member", "occurred_at", "amount", "currency")
-BUILTIN_EVENT_TYPES: dict[str, type[EventPayload]] = {"use_right": UseRightPayload}
+BUILTIN_EVENT_TYPES: dict[str, type[EventPayload]] = {"use_right": UseRightPayload,
+                                                        "redeem": RedeemPayload}
 
 
 class Event(BaseModel):

@@ -6,7 +6,8 @@ a violation names the invariant, the rule and the numbers. The ledger-side invar
 (no overdraft, conservation) are checked where points are written.
 
 Invariants checked here: line isolation, multiplier cap, bonus cap, cost ceiling, tier
-moves along the ladder, rights (exist, eligible, within quota), refund bounds. Determinism
+moves along the ladder, rights (exist, eligible, within quota), refund bounds, redemption
+(no overdraft, the group's redemption policy). Determinism
 of plugin hooks is checked by the plugin guard (each hook runs twice and must agree);
 rule expressions are deterministic by construction (no clock, randomness or I/O).
 """
@@ -26,11 +27,12 @@ from .effects import (
     UseRight,
 )
 from .receipts import Violation
+from .redemption import check_redemption
 from .rights import find_right, quota_room
 from .tiers import meets
 
 INVARIANTS = ("line-isolation", "multiplier-cap", "bonus-cap", "cost-ceiling", "tier-ladder",
-              "rights", "refund-bounds")
+              "rights", "refund-bounds", "redemption")
 
 
 def check(decision: Decision, *, plugin_lines: dict[str, frozenset[str]] | None = None
@@ -44,6 +46,7 @@ def check(decision: Decision, *, plugin_lines: dict[str, frozenset[str]] | None 
     _tier_moves(decision, out)
     _rights(decision, out)
     _reversals(decision, out)
+    check_redemption(decision, out)
     return out
 
 

@@ -1,14 +1,22 @@
-"""Member state held in memory: what a dry-run evolves across a stream of events.
+"""Member state and the points ledger in memory: the one model of "apply".
 
-It keeps, per member, exactly what deciding needs and nothing it would have to rescan:
-balances, pending holds, qualifying credit in per-month buckets (the rolling window is a
-sum of at most ``window_months`` buckets, cached per month), usage counters for caps and
-quotas, unexpired vouchers, and the facts of each earlier event that a refund may need.
-The durable ledger (issue 4) keeps the same facts in the database.
+Both a dry-run and the durable store run this code. A dry-run keeps every member here;
+the store (:mod:`loyaltycore.store`) loads the members a batch of events touches into the
+same structures, lets this module apply the decisions, and writes what it recorded (the
+member's :class:`~loyaltycore.ledger.Changes`) in one transaction. So a dry-run and a real
+run of the same events produce the same effects and the same ledger by construction.
+
+Per member it keeps exactly what deciding and applying need, never something that would
+need a rescan: balances, live lots, qualifying credit in per-month buckets (the rolling
+window is a sum of at most ``window_months`` buckets, cached per month), counters for caps
+and quotas, open vouchers, the refund facts of earlier events, and the earliest time
+anything falls due (vesting, expiry, a voucher lapsing), so letting time pass is O(1)
+until something is actually due.
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, tzinfo
@@ -21,12 +29,31 @@ from .effects import (
     GrantRight,
     HoldPoints,
     QualifyingCredit,
+    RedeemPoints,
     ReversePoints,
     TierChange,
     UseRight,
     trusted,
 )
 from .events import Event
+from .ledger import (
+    AVAILABLE,
+    PENDING,
+    Changes,
+    Entry,
+    Grant,
+    Lot,
+    Move,
+    Posting,
+    RightUse,
+    TierMove,
+    add_months,
+    expired,
+    expiry_of,
+    issued,
+    redeemed,
+    reversed_,
+)
 from .members import MemberProfile, MemberSnapshot, Qualification
 from .receipts import Receipt
 from .reviews import ReviewMove, month_before, review_dates
@@ -34,17 +61,10 @@ from .rulesets import GroupPolicy
 from .tiers import review_target
 
 
-@dataclass
-class _Hold:
-    source: str
-    line: str
-    points: int
-    vests_at: datetime | None
-    vests_on: str | None
+@dataclass(slots=True)
+class Facts:
+    """What an accepted event earned, for the refunds that may follow it."""
 
-
-@dataclass
-class _Facts:
     line: str
     amount: Decimal | None
     points: int = 0
@@ -54,23 +74,32 @@ class _Facts:
 
 
 @dataclass
-class _Member:
+class Member:
     id: str
     tier: str
     birth_month: int | None = None
     enrolled_on: date | None = None
     tier_since: datetime | None = None
+    manual_until: datetime | None = None
+    manual_reason: str | None = None
     available: int = 0
     pending: int = 0
+    debt: int = 0
+    lots: dict[str, Lot] = field(default_factory=dict)  # live lots only
     buckets: dict[tuple[int, int], dict[str, Decimal]] = field(default_factory=dict)
     active: dict[tuple[int, int], set[str]] = field(default_factory=dict)
     counters: dict[str, int] = field(default_factory=dict)
-    vouchers: dict[str, list[datetime | None]] = field(default_factory=dict)
-    holds: list[_Hold] = field(default_factory=list)
-    facts: dict[str, _Facts] = field(default_factory=dict)
-    seen: dict[str, tuple[int, Receipt]] = field(default_factory=dict)
+    grants: dict[str, list[Grant]] = field(default_factory=dict)  # open vouchers by right
+    facts: dict[str, Facts] = field(default_factory=dict)
+    seen: dict[str, tuple[Any, Receipt | None]] = field(default_factory=dict)
+    has_events: bool = False
+    last_activity: datetime | None = None
+    inactive_at: datetime | None = None  # all points expire then (inactivity policy)
+    next_due: datetime | None = None  # earliest vesting, expiry or lapse; None: nothing
     qual_cache: tuple[tuple[int, int], Qualification] | None = None
     reviewed_to: date | None = None  # reviews have been run for dates up to this one
+    merged_into: str | None = None
+    changes: Changes | None = None  # set while the store is recording a unit of work
 
 
 def fingerprint(event: Event) -> int:
@@ -85,35 +114,56 @@ def _month(d: date) -> tuple[int, int]:
     return d.year, d.month
 
 
-class MemoryState:
-    """In-memory member state with the same reading and writing steps as the store."""
+def _earliest(a: datetime | None, b: datetime | None) -> datetime | None:
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return a if a <= b else b
 
-    def __init__(self, lowest_tier: str = "member", window_months: int = 12):
+
+class MemoryState:
+    """Member state and ledger in memory, with the reading and writing steps the engine uses.
+
+    ``record`` keeps a :class:`~loyaltycore.ledger.Changes` per member (what the store
+    writes) and ``keep_journal`` every journal entry (for statements in memory).
+    """
+
+    def __init__(self, lowest_tier: str = "member", window_months: int = 12, *,
+                 keep_journal: bool = False):
         self.lowest_tier = lowest_tier
         self.window_months = window_months
-        self.members: dict[str, _Member] = {}
+        self.members: dict[str, Member] = {}
+        self.aliases: dict[str, str] = {}
         self.review_log: list[ReviewMove] = []
+        self.keep_journal = keep_journal
+        self.journal: list[Entry] = []
+        self.tier_history: list[TierMove] = []
 
-    # --- enrolment ---------------------------------------------------------------------------
+    # --- enrolment and identity ----------------------------------------------------------
 
     def enrol(self, profile: MemberProfile) -> None:
         m = self.members.get(profile.id)
         if m is None:
-            m = self.members[profile.id] = _Member(id=profile.id,
-                                                   tier=profile.tier or self.lowest_tier)
+            m = self.members[profile.id] = self._new(profile.id, None)
         m.birth_month = profile.birth_month
         m.enrolled_on = profile.enrolled_on
         if profile.tier:
             m.tier = profile.tier
 
-    def _get(self, member_id: str, at: datetime) -> _Member:
+    def resolve(self, member_id: str) -> str:
+        """The surviving member id for ``member_id`` (itself unless it was merged away)."""
+        return self.aliases.get(member_id, member_id)
+
+    def _get(self, member_id: str, at: datetime) -> Member:
         m = self.members.get(member_id)
         if m is None:
             m = self.members[member_id] = self._new(member_id, at)
         return m
 
-    def _new(self, member_id: str, at: datetime) -> _Member:
-        return _Member(id=member_id, tier=self.lowest_tier, enrolled_on=at.date())
+    def _new(self, member_id: str, at: datetime | None) -> Member:
+        return Member(id=member_id, tier=self.lowest_tier,
+                      enrolled_on=at.date() if at is not None else None)
 
     def start_reviews(self, member_id: str, at: datetime, local: date) -> None:
         """Reviews for this member count from ``local`` (its first event here) onwards."""
@@ -121,59 +171,59 @@ class MemoryState:
         if m.reviewed_to is None:
             m.reviewed_to = local
 
-    # --- reading -----------------------------------------------------------------------------
+    # --- reading -------------------------------------------------------------------------
 
     def previous(self, event: Event) -> tuple[bool, Receipt] | None:
         """``(same payload?, receipt)`` if this member already sent ``event.id``, else None.
 
-        A hash of the frozen event stands for the payload, so the state does not keep every
-        event alive (it measured as a large share of garbage-collection time)."""
+        A fingerprint stands for the payload, so the state does not keep every event alive
+        (it measured as a large share of garbage-collection time)."""
         m = self.members.get(event.member)
         seen = m.seen.get(event.id) if m is not None else None
         if seen is None:
             return None
-        return seen[0] == fingerprint(event), seen[1]
+        return seen[0] == self.fingerprint(event), self.receipt_of_seen(m, event.id, seen)
 
-    def advance(self, member_id: str, at: datetime) -> None:
-        """Let time pass for a member: vest holds that are due, drop expired vouchers."""
-        m = self.members.get(member_id)
-        if m is None:
-            return
-        if m.holds:
-            keep = []
-            for h in m.holds:
-                if h.vests_at is not None and h.vests_at <= at:
-                    m.pending -= h.points
-                    m.available += h.points
-                else:
-                    keep.append(h)
-            m.holds = keep
-        for right, untils in m.vouchers.items():
-            if any(u is not None and u <= at for u in untils):
-                m.vouchers[right] = [u for u in untils if u is None or u > at]
+    def fingerprint(self, event: Event) -> Any:
+        return fingerprint(event)
+
+    def receipt_of_seen(self, m: Member, event_id: str, seen: tuple[Any, Receipt | None]
+                        ) -> Receipt:
+        receipt = seen[1]
+        assert receipt is not None
+        return receipt
 
     def snapshot(self, member_id: str, at: datetime, local: date) -> tuple[MemberSnapshot, bool]:
-        """The member as of ``at``, without changing anything: holds due by ``at`` count as
-        available and expired vouchers as gone, exactly as :meth:`advance` would make them.
+        """The member as of ``at``, without changing anything: what is due by ``at`` (vesting,
+        expiry, lapsed vouchers) counts exactly as :meth:`advance` would make it.
         ``is_new`` is true until the member has an accepted event."""
         m = self.members.get(member_id) or self._new(member_id, at)
-        available, pending = m.available, m.pending
-        for h in m.holds:
-            if h.vests_at is not None and h.vests_at <= at:
-                available += h.points
-                pending -= h.points
+        if m.next_due is not None and m.next_due <= at:
+            m = self._advanced_copy(m, at)
         vouchers = {}
-        for right, untils in m.vouchers.items():
-            n = sum(1 for u in untils if u is None or u > at)
+        for right, grants in m.grants.items():
+            n = sum(g.remaining for g in grants if g.valid_until is None or g.valid_until > at)
             if n:
                 vouchers[right] = n
         return trusted(MemberSnapshot, dict(
             id=m.id, tier=m.tier, tier_since=m.tier_since, birth_month=m.birth_month,
-            enrolled_on=m.enrolled_on, available=available, pending=pending,
+            enrolled_on=m.enrolled_on, available=m.available, pending=m.pending,
             qualification=self._qualification(m, _month(local)), counters=m.counters,
-            vouchers=vouchers, last_review=None)), not m.facts
+            vouchers=vouchers, last_review=None)), not m.has_events
 
-    def _qualification(self, m: _Member, month: tuple[int, int]) -> Qualification:
+    def _advanced_copy(self, m: Member, at: datetime) -> Member:
+        twin = copy.copy(m)
+        twin.lots = {k: copy.copy(v) for k, v in m.lots.items()}
+        twin.grants = {k: [copy.copy(g) for g in v] for k, v in m.grants.items()}
+        twin.changes = None
+        keep, self.keep_journal = self.keep_journal, False
+        try:
+            self._advance(twin, at)
+        finally:
+            self.keep_journal = keep
+        return twin
+
+    def _qualification(self, m: Member, month: tuple[int, int]) -> Qualification:
         cached = m.qual_cache
         if cached is not None and cached[0] == month:
             return cached[1]
@@ -200,113 +250,413 @@ class MemoryState:
         return {"points": f.points, "amount": f.amount, "refunded": f.refunded,
                 "reversed": f.reversed, "line": f.line}
 
-    # --- writing -----------------------------------------------------------------------------
+    # --- letting time pass ---------------------------------------------------------------
+
+    def advance(self, member_id: str, at: datetime) -> None:
+        """Let time pass for a member up to ``at``: vest pending lots that are due, expire
+        lots, lapse vouchers. Idempotent: running it again for the same ``at`` does nothing."""
+        m = self.members.get(member_id)
+        if m is None or m.next_due is None or m.next_due > at:
+            return
+        self._advance(m, at)
+
+    def _advance(self, m: Member, at: datetime) -> None:
+        due = sorted((lot for lot in m.lots.values()
+                      if lot.status == PENDING and lot.available_from is not None
+                      and lot.available_from <= at), key=lambda lot: (lot.available_from, lot.id))
+        for lot in due:
+            self._vest(m, lot, lot.available_from)
+        expiring = sorted((lot for lot in m.lots.values()
+                           if lot.status == AVAILABLE and lot.expires_at is not None
+                           and lot.expires_at <= at), key=lambda lot: (lot.expires_at, lot.id))
+        for lot in expiring:
+            self._expire(m, [lot], lot.expires_at, f"{m.id}|expire|{lot.id}", "expiry date")
+        if m.inactive_at is not None and m.inactive_at <= at:
+            live = sorted((lot for lot in m.lots.values() if lot.status == AVAILABLE),
+                          key=Lot.spend_order)
+            if live:
+                self._expire(m, live, m.inactive_at,
+                             f"{m.id}|inactive|{m.inactive_at.isoformat()}", "inactivity")
+            m.inactive_at = None
+        for right, grants in list(m.grants.items()):
+            lapsed = [g for g in grants if g.valid_until is not None and g.valid_until <= at]
+            if lapsed:
+                for g in lapsed:
+                    g.status = "expired"
+                    if m.changes is not None:
+                        m.changes.touch_grant(g)
+                keep = [g for g in grants if g.status == "open"]
+                if keep:
+                    m.grants[right] = keep
+                else:
+                    del m.grants[right]
+        self._recompute_due(m)
+
+    def _recompute_due(self, m: Member) -> None:
+        due = m.inactive_at
+        for lot in m.lots.values():
+            if lot.status == PENDING:
+                due = _earliest(due, lot.available_from)
+            else:
+                due = _earliest(due, lot.expires_at)
+        for grants in m.grants.values():
+            for g in grants:
+                due = _earliest(due, g.valid_until)
+        m.next_due = due
+
+    # --- the ledger's moves --------------------------------------------------------------
+
+    def _post(self, m: Member, entry: Entry) -> None:
+        if m.changes is not None:
+            m.changes.entries.append(entry)
+        if self.keep_journal:
+            self.journal.append(entry)
+
+    def _close_if_empty(self, m: Member, lot: Lot) -> None:
+        if lot.remaining == 0:
+            lot.status = "closed"
+            m.lots.pop(lot.id, None)
+        if m.changes is not None:
+            m.changes.touch_lot(lot)
+
+    def _repay(self, m: Member, lot: Lot) -> Move | None:
+        """Points vesting into a negative balance pay the debt first."""
+        if not m.debt or lot.status != AVAILABLE:
+            return None
+        take = min(m.debt, lot.remaining)
+        lot.remaining -= take
+        m.debt -= take
+        return Move(lot.id, "repay", take, lot.line)
+
+    def _vest(self, m: Member, lot: Lot, at: datetime, event_id: str | None = None) -> None:
+        points = lot.remaining
+        lot.status = AVAILABLE
+        m.pending -= points
+        m.available += points
+        moves = [Move(lot.id, "vest", points, lot.line)]
+        repay = self._repay(m, lot)
+        if repay is not None:
+            moves.append(repay)
+        self._close_if_empty(m, lot)
+        self._post(m, Entry(id=f"{m.id}|vest|{lot.id}", member=m.id, kind="vest", at=at,
+                            event_id=event_id,
+                            postings=(Posting(PENDING, m.id, -points),
+                                      Posting(AVAILABLE, m.id, points)),
+                            moves=tuple(moves)))
+
+    def _expire(self, m: Member, lots: list[Lot], at: datetime, entry_id: str, why: str) -> None:
+        moves, by_line, total = [], {}, 0
+        for lot in lots:
+            points = lot.remaining
+            if not points:
+                continue
+            lot.remaining = 0
+            moves.append(Move(lot.id, "expire", points, lot.line))
+            by_line[lot.line] = by_line.get(lot.line, 0) + points
+            total += points
+            self._close_if_empty(m, lot)
+        if not total:
+            return
+        m.available -= total
+        postings = [Posting(AVAILABLE, m.id, -total)]
+        postings += [Posting(expired(line), None, pts) for line, pts in sorted(by_line.items())]
+        self._post(m, Entry(id=entry_id, member=m.id, kind="expire", at=at, event_id=None,
+                            postings=tuple(postings), moves=tuple(moves), memo=why))
+
+    def _take(self, m: Member, lots: list[Lot], points: int, kind: str,
+              to_line: str | None = None) -> tuple[int, list[Move], dict[str, int]]:
+        """Take up to ``points`` from ``lots`` in order: (taken, moves, taken per issuer)."""
+        left, moves, per_line = points, [], {}
+        for lot in lots:
+            if not left:
+                break
+            take = min(lot.remaining, left)
+            if not take:
+                continue
+            lot.remaining -= take
+            left -= take
+            moves.append(Move(lot.id, kind, take, lot.line, to_line))
+            per_line[lot.line] = per_line.get(lot.line, 0) + take
+            self._close_if_empty(m, lot)
+        return points - left, moves, per_line
+
+    # --- writing -------------------------------------------------------------------------
 
     def apply(self, decision: Decision, receipt: Receipt) -> None:
         """Write an accepted decision (and remember the receipt for idempotency)."""
         event = decision.event
         m = self._get(event.member, event.occurred_at)
-        m.seen[event.id] = (fingerprint(event), receipt)
+        fp = self.fingerprint(event)
+        m.seen[event.id] = (fp, receipt)
+        ch = m.changes
+        if ch is not None:
+            ch.events.append((event, fp, receipt))
         if not receipt.accepted:
             return
-        facts = m.facts.setdefault(event.id, _Facts(line=event.line, amount=event.amount))
+        m.has_events = True
+        gb = decision.group
+        policy, tz = gb.policy, gb.tz
+        facts = m.facts.setdefault(event.id, Facts(line=event.line, amount=event.amount))
         month = _month(decision.local_date)
+        at = event.occurred_at
+        expires = expiry_of(policy.expiry, at, tz)
+        postings: dict[tuple[str, str | None], int] = {}
+        n = 0
         for e in decision.effects:
-            if isinstance(e, EarnPoints):
-                m.available += e.points
+            n += 1
+            if isinstance(e, EarnPoints | HoldPoints):
+                if not e.points:
+                    continue
                 facts.points += e.points
-            elif isinstance(e, HoldPoints):
-                m.pending += e.points
-                facts.points += e.points
-                m.holds.append(_Hold(event.id, e.line, e.points, e.vests_at, e.vests_on))
+                pending = isinstance(e, HoldPoints)
+                lot = Lot(id=f"{m.id}|{event.id}|{n}", member=m.id, line=e.line, points=e.points,
+                          remaining=e.points, status=PENDING if pending else AVAILABLE,
+                          earned_at=at, available_from=e.vests_at if pending else at,
+                          vests_on=e.vests_on if pending else None, expires_at=expires,
+                          source_event=event.id, rule=e.rule)
+                account = PENDING if pending else AVAILABLE
+                key = (issued(e.line), None)
+                postings[key] = postings.get(key, 0) - e.points
+                postings[(account, m.id)] = postings.get((account, m.id), 0) + e.points
+                if pending:
+                    m.pending += e.points
+                    if lot.available_from is not None:
+                        m.next_due = _earliest(m.next_due, lot.available_from)
+                else:
+                    m.available += e.points
+                    m.next_due = _earliest(m.next_due, expires)
+                m.lots[lot.id] = lot
+                if ch is not None:
+                    ch.new_lots[lot.id] = lot
+                repay = self._repay(m, lot)
+                if repay is not None:
+                    self._close_if_empty(m, lot)
+                    self._post(m, Entry(id=f"{m.id}|{event.id}|repay{n}", member=m.id,
+                                        kind="repay", at=at, event_id=event.id, postings=(),
+                                        moves=(repay,), memo="repays a negative balance"))
             elif isinstance(e, ReversePoints):
                 facts.refundable = False  # a refund itself cannot be refunded
-                self._reverse(m, e)
+                self._reverse(m, e, event, n, policy)
+            elif isinstance(e, RedeemPoints):
+                self._redeem(m, e, event, n)
             elif isinstance(e, QualifyingCredit):
-                bucket = m.buckets.setdefault(month, {})
-                bucket[e.credit] = bucket.get(e.credit, Decimal(0)) + e.value
-                m.active.setdefault(month, set()).add(e.line)
-                cached = m.qual_cache
-                if cached is not None and cached[0] == month:
-                    q = cached[1]
-                    credits = dict(q.credits)
-                    credits[e.credit] = credits.get(e.credit, Decimal(0)) + e.value
-                    m.qual_cache = (month, trusted(Qualification, dict(
-                        credits=credits, lines_active=q.lines_active | {e.line})))
-                else:
-                    m.qual_cache = None
+                self._credit(m, e, month)
             elif isinstance(e, GrantRight):
-                m.vouchers.setdefault(e.right, []).append(e.valid_until)
+                g = Grant(id=f"{m.id}|{event.id}|{n}", member=m.id, right=e.right, line=e.line,
+                          granted_at=at, valid_until=e.valid_until, source_event=event.id)
+                m.grants.setdefault(e.right, []).append(g)
+                m.next_due = _earliest(m.next_due, e.valid_until)
+                if ch is not None:
+                    ch.new_grants[g.id] = g
             elif isinstance(e, UseRight):
-                untils = m.vouchers.get(e.right)
-                if untils:
-                    untils.sort(key=lambda u: (u is None, u))
-                    del untils[:e.quantity]
+                self._use(m, e, event)
             elif isinstance(e, TierChange):
                 m.tier = e.to_tier
-                m.tier_since = event.occurred_at
+                m.tier_since = at
+                self._tier_move(m, TierMove(m.id, at, e.from_tier, e.to_tier, e.reason,
+                                            event.id, e.trace.detail if e.trace else ""))
+        if postings:
+            self._post(m, Entry(id=f"{m.id}|{event.id}|earn", member=m.id, kind="earn", at=at,
+                                event_id=event.id,
+                                postings=tuple(Posting(a, who, p)
+                                               for (a, who), p in postings.items())))
+        counters = m.counters
         for key, delta in decision.counters.items():
-            m.counters[key] = m.counters.get(key, 0) + delta
+            counters[key] = counters.get(key, 0) + delta
+            if ch is not None:
+                ch.counters.add(key)
+        if m.last_activity is None or at > m.last_activity:
+            m.last_activity = at
+            if policy.expiry.mode == "inactivity":
+                m.inactive_at = add_months(at, policy.expiry.months or 0, tz)
+                m.next_due = _earliest(m.next_due, m.inactive_at)
+        if ch is not None:
+            ch.facts.add(event.id)
         related = event.data.__dict__.get("related_event")
-        if related and m.holds:
-            self._vest_on(m, event.type, related)
+        if related:
+            self._vest_on(m, event, related)
 
-    def _reverse(self, m: _Member, e: ReversePoints) -> None:
+    def _credit(self, m: Member, e: QualifyingCredit, month: tuple[int, int]) -> None:
+        bucket = m.buckets.setdefault(month, {})
+        bucket[e.credit] = bucket.get(e.credit, Decimal(0)) + e.value
+        m.active.setdefault(month, set()).add(e.line)
+        if m.changes is not None:
+            m.changes.buckets.add((month, e.credit))
+            m.changes.active.add((month, e.line))
+        cached = m.qual_cache
+        if cached is not None and cached[0] == month:
+            q = cached[1]
+            credits = dict(q.credits)
+            credits[e.credit] = credits.get(e.credit, Decimal(0)) + e.value
+            m.qual_cache = (month, trusted(Qualification, dict(
+                credits=credits, lines_active=q.lines_active | {e.line})))
+        else:
+            m.qual_cache = None
+
+    def _use(self, m: Member, e: UseRight, event: Event) -> None:
+        grants = m.grants.get(e.right)
+        ch = m.changes
+        if not grants:  # an entitlement: the quota counters already hold the use
+            use = RightUse(m.id, event.id, e.right, e.line, e.quantity, event.occurred_at)
+            if ch is not None:
+                ch.uses.append(use)
+            return
+        grants.sort(key=lambda g: (g.valid_until is None, g.valid_until or g.granted_at, g.id))
+        left = e.quantity
+        for g in grants:
+            if not left:
+                break
+            take = min(g.remaining, left)
+            g.remaining -= take
+            left -= take
+            if not g.remaining:
+                g.status = "used"
+            if ch is not None:
+                ch.touch_grant(g)
+                ch.uses.append(RightUse(m.id, event.id, e.right, e.line, take,
+                                        event.occurred_at, g.id))
+        keep = [g for g in grants if g.status == "open"]
+        if keep:
+            m.grants[e.right] = keep
+        else:
+            del m.grants[e.right]
+
+    def _redeem(self, m: Member, e: RedeemPoints, event: Event, n: int) -> None:
+        lots = sorted((lot for lot in m.lots.values() if lot.status == AVAILABLE),
+                      key=Lot.spend_order)
+        taken, moves, _ = self._take(m, lots, e.points, "redeem", e.line)
+        m.available -= taken
+        self._post(m, Entry(id=f"{m.id}|{event.id}|redeem{n}", member=m.id, kind="redeem",
+                            at=event.occurred_at, event_id=event.id,
+                            postings=(Posting(AVAILABLE, m.id, -taken),
+                                      Posting(redeemed(e.line), None, taken)),
+                            moves=tuple(moves), memo=e.reference))
+
+    def _reverse(self, m: Member, e: ReversePoints, event: Event, n: int,
+                 policy: GroupPolicy) -> None:
         f = m.facts.get(e.reverses)
         if f is None:
             return
         f.reversed += e.points
         if e.refunded:
             f.refunded += e.refunded
-        left = e.points
-        for h in m.holds:  # void pending points of that event first
-            if h.source == e.reverses and left and h.points:
-                take = min(h.points, left)
-                h.points -= take
-                m.pending -= take
-                left -= take
-        m.holds = [h for h in m.holds if h.points]
-        m.available -= left
+        if m.changes is not None:
+            m.changes.facts.add(e.reverses)
+        own = sorted((lot for lot in m.lots.values() if lot.source_event == e.reverses),
+                     key=lambda lot: (lot.status != PENDING, lot.id))
+        own_pending = [lot for lot in own if lot.status == PENDING]
+        own_available = [lot for lot in own if lot.status == AVAILABLE]
+        voided, void_moves, void_lines = self._take(m, own_pending, e.points, "void")
+        m.pending -= voided
+        left = e.points - voided
+        others = sorted((lot for lot in m.lots.values()
+                         if lot.status == AVAILABLE and lot.source_event != e.reverses),
+                        key=Lot.spend_order)
+        taken, moves, lines = self._take(m, own_available + others, left, "reverse")
+        m.available -= taken
+        left -= taken
+        postings = []
+        if voided:
+            postings.append(Posting(PENDING, m.id, -voided))
+        if taken:
+            postings.append(Posting(AVAILABLE, m.id, -taken))
+        for line in sorted(set(void_lines) | set(lines)):
+            postings.append(Posting(reversed_(line), None,
+                                    void_lines.get(line, 0) + lines.get(line, 0)))
+        memo = e.reason
+        if left and policy.refunds.spent_points == "negative_balance":
+            m.debt += left
+            m.available -= left
+            postings += [Posting(AVAILABLE, m.id, -left), Posting(reversed_(f.line), None, left)]
+            memo = f"{memo}; {left} points already spent: balance goes negative".strip("; ")
+        entry_id = f"{m.id}|{event.id}|reverse{n}"
+        if postings:
+            self._post(m, Entry(id=entry_id, member=m.id, kind="reverse",
+                                at=event.occurred_at, event_id=event.id,
+                                postings=tuple(_merge_postings(postings)),
+                                moves=tuple(void_moves + moves), memo=memo))
+        if left and policy.refunds.spent_points == "shortfall":
+            self._post(m, Entry(id=f"{entry_id}|shortfall", member=m.id, kind="shortfall",
+                                at=event.occurred_at, event_id=event.id, postings=(),
+                                memo=f"{left} points of {e.reverses} were already spent; "
+                                     f"recorded as a shortfall of line {f.line}"))
 
-    def _vest_on(self, m: _Member, event_type: str, source: str) -> None:
-        keep = []
-        for h in m.holds:
-            if h.source == source and h.vests_on == event_type:
-                m.pending -= h.points
-                m.available += h.points
-            else:
-                keep.append(h)
-        m.holds = keep
+    def _vest_on(self, m: Member, event: Event, source: str) -> None:
+        for lot in sorted((lot for lot in m.lots.values()
+                           if lot.status == PENDING and lot.source_event == source
+                           and lot.vests_on == event.type), key=lambda lot: lot.id):
+            self._vest(m, lot, event.occurred_at, event.id)
+        self._recompute_due(m)
+
+    def _tier_move(self, m: Member, move: TierMove) -> None:
+        if m.changes is not None:
+            m.changes.tier_moves.append(move)
+        if self.keep_journal:
+            self.tier_history.append(move)
+
+    # --- tiers ---------------------------------------------------------------------------
 
     def review(self, member_id: str, policy: GroupPolicy, tz: tzinfo, up_to: date
                ) -> list[ReviewMove]:
-        """Run the tier reviews due for a member up to ``up_to`` (a local date).
+        """Run the tier reviews due for a member up to ``up_to`` (a local date), and end a
+        manual tier whose time is up.
 
         Only reviews after the member's first event here are run: the state knows nothing of
         the qualification before it, and must not downgrade anyone for history it never saw.
+        A manual tier holds through reviews until it ends; then the member is judged like
+        everyone else, soft landing included, from that day.
         """
         m = self.members.get(member_id)
         if m is None or m.reviewed_to is None or up_to <= m.reviewed_to:
             return []
         moves = []
+        manual_end = m.manual_until.astimezone(tz).date() if m.manual_until else None
         for day in review_dates(policy, m.enrolled_on, m.reviewed_to, up_to):
-            q = self._qualification(m, month_before(day))
-            target = review_target(policy, m.tier, q)
-            if target != m.tier:
-                moves.append(ReviewMove(m.id, day, m.tier, target))
-                m.tier = target
-                m.tier_since = datetime.combine(day, time(0), tz)
+            if manual_end is not None and day < manual_end:
+                continue
+            moves += self._judge(m, policy, tz, day, "review")
+        if manual_end is not None and manual_end <= up_to:
+            moves += self._judge(m, policy, tz, manual_end, "manual-expired")
+            m.manual_until = m.manual_reason = None
         m.reviewed_to = up_to
         m.qual_cache = None
         self.review_log.extend(moves)
         return moves
+
+    def _judge(self, m: Member, policy: GroupPolicy, tz: tzinfo, day: date, reason: str
+               ) -> list[ReviewMove]:
+        q = self._qualification(m, month_before(day))
+        target = review_target(policy, m.tier, q)
+        if target == m.tier:
+            return []
+        at = datetime.combine(day, time(0), tz)
+        self._tier_move(m, TierMove(m.id, at, m.tier, target, reason))
+        move = ReviewMove(m.id, day, m.tier, target)
+        m.tier = target
+        m.tier_since = at
+        return [move]
 
     def review_all(self, policy: GroupPolicy, tz: tzinfo, up_to: date) -> list[ReviewMove]:
         """Run the reviews due for every member up to ``up_to`` (end of a dry-run)."""
         return [move for member_id in list(self.members)
                 for move in self.review(member_id, policy, tz, up_to)]
 
-    def set_tier(self, member_id: str, tier: str, at: datetime) -> None:
+    def set_tier(self, member_id: str, tier: str, at: datetime, *, reason: str = "",
+                 until: datetime | None = None) -> None:
+        """Assign a tier by hand: recorded in the tier history with its reason, and, with
+        ``until``, ending then (reviews judge the member again from that day)."""
         m = self._get(member_id, at)
+        if tier != m.tier or until is not None:
+            self._tier_move(m, TierMove(m.id, at, m.tier, tier, "manual", None, reason,
+                                        until))
         m.tier = tier
         m.tier_since = at
+        m.manual_until = until
+        m.manual_reason = reason or None
+
+
+def _merge_postings(postings: list[Posting]) -> list[Posting]:
+    out: dict[tuple[str, str | None], int] = {}
+    for p in postings:
+        out[(p.account, p.member)] = out.get((p.account, p.member), 0) + p.points
+    return [Posting(a, who, pts) for (a, who), pts in out.items() if pts]

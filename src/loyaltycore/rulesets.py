@@ -214,6 +214,45 @@ class QualificationPolicy(_Model):
     credits: list[str] = Field(min_length=1, description="Qualifying credit kinds, e.g. spend.")
 
 
+class Expiry(_Model):
+    """When earned points expire (breakage).
+
+    ``never``; ``rolling``: ``months`` after each lot was earned; ``year_end``: at the end
+    of the calendar year ``years`` after the year of earning (group timezone); ``inactivity``:
+    every point expires once the member has had no accepted event for ``months``.
+    """
+
+    mode: Literal["never", "rolling", "year_end", "inactivity"] = "never"
+    months: int | None = Field(default=None, ge=1, le=240)
+    years: int | None = Field(default=None, ge=0, le=20)
+
+    @model_validator(mode="after")
+    def _figures(self) -> Expiry:
+        need = {"never": None, "rolling": "months", "year_end": "years",
+                "inactivity": "months"}[self.mode]
+        if need and getattr(self, need) is None:
+            raise ValueError(f"expiry mode {self.mode!r} needs {need!r}")
+        return self
+
+
+class RedemptionPolicy(_Model):
+    """Where and how points may be spent (the built-in ``redeem`` event of every line)."""
+
+    min_points: int = Field(default=1, ge=1, description="Fewest points one redemption spends.")
+    multiple_of: int = Field(default=1, ge=1, description="Points are spent in steps of this.")
+    max_points: int | None = Field(default=None, ge=1, description="Most points per redemption.")
+    blocked_lines: list[str] = Field(default_factory=list,
+                                     description="Lines where points cannot be redeemed.")
+
+
+class RefundPolicy(_Model):
+    """What a refund does when the points it claws back were already spent:
+    ``negative_balance`` lets the balance go below zero (repaid from later earnings);
+    ``shortfall`` takes what the balance holds and records the rest as a shortfall."""
+
+    spent_points: Literal["negative_balance", "shortfall"] = "negative_balance"
+
+
 class GroupPolicy(_Ruleset):
     """The group-wide program: currency and points economics, caps per line, the ladder."""
 
@@ -228,6 +267,9 @@ class GroupPolicy(_Ruleset):
     tiers: list[TierSpec] = Field(min_length=1)
     review: Review = Field(default_factory=Review)
     rights: list[Right] = Field(default_factory=list)
+    expiry: Expiry = Field(default_factory=Expiry)
+    redemption: RedemptionPolicy = Field(default_factory=RedemptionPolicy)
+    refunds: RefundPolicy = Field(default_factory=RefundPolicy)
     cross_sell: list[EarnRule] = Field(
         default_factory=list,
         description="Group bonus rules run on every line's events (on: 'line:type' or "

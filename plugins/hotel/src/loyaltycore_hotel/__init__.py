@@ -1,0 +1,1 @@
+"""The hotel line for loyaltycore."""
