@@ -14,21 +14,27 @@ import gc
 import os
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+from .audit import CheckReport, check_ledger
 from .context import calendar_scope
 from .decide import Decision, decide
 from .effects import trusted
-from .errors import IdempotencyConflict
+from .errors import ConfigurationError, IdempotencyConflict
 from .events import Event, EventSchema
 from .invariants import check
+from .jobs import JobsReport
 from .members import MemberProfile, MemberSnapshot
 from .memory import MemoryState
 from .plugins import PluginHost, make_plugin_manager
 from .receipts import Receipt, Violation
 from .rulebook import GroupBook, RuleBook, load_rulebook
+from .statements import Settlement, Statement, settlement, statement_from_db, statement_from_journal
+from .store import SqlState, Store, due_members
 
 DEFAULT_RULESETS = "rulesets"
 
@@ -45,13 +51,17 @@ class Engine:
     """Embed this: ``Engine.open("rulesets")`` then ``engine.process(event_dict)``."""
 
     def __init__(self, rulebook: RuleBook, plugins: PluginHost,
-                 state: MemoryState | None = None):
+                 state: MemoryState | None = None, store: Store | None = None):
         self.rulebook = rulebook
         self.plugins = plugins
         self.schema = EventSchema(plugins.event_types())
+        self.store = store
         first = rulebook.groups[0].policy
-        self.state = state or MemoryState(lowest_tier=first.tiers[0].id,
-                                          window_months=first.qualification.window_months)
+        lowest, window = first.tiers[0].id, first.qualification.window_months
+        if state is None:
+            state = (SqlState(store, lowest, window) if store is not None
+                     else MemoryState(lowest, window, keep_journal=True))
+        self.state = state
         self._plugin_lines: dict[str, frozenset[str]] = {}
         for line, owner in plugins.line_owner.items():
             self._plugin_lines[owner] = self._plugin_lines.get(owner, frozenset()) | {line}
@@ -59,8 +69,13 @@ class Engine:
     @classmethod
     def open(cls, rulesets: Iterable[str | Path] | str | Path | None = None, *,
              plugins: Iterable[Any] = (), load_entrypoints: bool | None = None,
-             time_budget: float | None = None, verify_determinism: bool = True) -> Engine:
+             time_budget: float | None = None, verify_determinism: bool = True,
+             db: str | Path | Store | None = None) -> Engine:
         """Load plugins (entry points and/or ``plugins``) and compile ``rulesets``.
+
+        ``db``: a database URL, a SQLite file path or an open :class:`Store`; the engine
+        then keeps members and the ledger there. Without it, everything stays in memory
+        (what a dry-run or a test wants).
 
         Raises :class:`~loyaltycore.errors.RulesetError` listing every problem in the
         rulesets, or :class:`~loyaltycore.errors.ConfigurationError` for plugin problems.
@@ -76,7 +91,12 @@ class Engine:
             paths = [Path(p) for p in rulesets]
         book = load_rulebook(paths, event_types=host.event_types(), functions=host.functions,
                              plugin_paths=[p for _, p in host.ruleset_paths])
-        return cls(book, host)
+        store = db if isinstance(db, Store) or db is None else Store.open(str(db))
+        return cls(book, host, store=store)
+
+    def close(self) -> None:
+        if self.store is not None:
+            self.store.close()
 
     # --- the pipeline --------------------------------------------------------------------
 
@@ -91,12 +111,21 @@ class Engine:
         """Register a member's profile (birth month, enrolment date, starting tier)."""
         if not isinstance(profile, MemberProfile):
             profile = MemberProfile.model_validate(profile)
-        self.state.enrol(profile)
+        if not isinstance(self.state, SqlState) or not self.state.write:
+            self.state.enrol(profile)
+            return
+        at = datetime.combine(profile.enrolled_on, datetime.min.time(), UTC) \
+            if profile.enrolled_on else datetime.now(UTC)
+        with self._members_at([profile.id], at) as state:
+            state.enrol(profile)
 
     def decide(self, event: Mapping[str, Any] | Event, *, explain: bool = False) -> Decision:
         """The full decision for ``event`` against current state, checked, not applied."""
-        ev = self.parse_event(event)
-        return self._decide(ev, explain)
+        ev = self._resolved(self.parse_event(event))
+        if self.store is None:
+            return self._decide(ev, explain)
+        with self._unit_of_work([ev], write=False):
+            return self._decide(ev, explain)
 
     def _decide(self, ev: Event, explain: bool) -> Decision:
         gb = self.rulebook.group_at(ev.occurred_at)
@@ -118,16 +147,56 @@ class Engine:
         """Decide, check and apply one event; idempotent on (member, event id).
 
         The same event again returns the original receipt and changes nothing; the same
-        id with a different payload raises :class:`IdempotencyConflict`.
+        id with a different payload raises :class:`IdempotencyConflict`. With a store, the
+        event's idempotency claim and all its writes commit in one transaction.
         """
         ev = self.parse_event(event)
-        previous = self.state.previous(ev)
+        if self.store is None:
+            return self._process(ev, explain, strict=True)
+        return self._process_batch([ev], explain, strict=True)[0]
+
+    def process_many(self, events: Iterable[Mapping[str, Any] | Event], *,
+                     explain: bool = False, batch_size: int = 500) -> list[Receipt]:
+        """Process events in the order given; same result as :meth:`process` on each.
+
+        With a store, ``batch_size`` events share a database transaction (each event still
+        all-or-nothing and idempotent: a batch commits whole or not at all, and a retried
+        batch finds what it already wrote). A resubmitted id with a different payload is
+        rejected (``idempotency``) and recorded among the rejects rather than raised, so it
+        cannot hold back the rest of the batch.
+        """
+        with batch_gc():
+            if self.store is None:
+                return [self._process(self.parse_event(e), explain, strict=False)
+                        for e in events]
+            out: list[Receipt] = []
+            batch: list[Event] = []
+            for e in events:
+                batch.append(self.parse_event(e))
+                if len(batch) >= batch_size:
+                    out += self._process_batch(batch, explain, strict=False)
+                    batch = []
+            if batch:
+                out += self._process_batch(batch, explain, strict=False)
+            return out
+
+    def _process(self, ev: Event, explain: bool, *, strict: bool) -> Receipt:
+        state = self.state
+        ev = self._resolved(ev)
+        previous = state.previous(ev)
         if previous is not None:
             same, receipt = previous
-            if not same:
+            if same:
+                return receipt
+            if strict:
                 raise IdempotencyConflict(ev.id, ev.member)
-            return receipt
-        state = self.state
+            conflict = IdempotencyConflict(ev.id, ev.member)
+            if isinstance(state, SqlState):
+                state.rejects.append(dict(source=None, line_no=None, member_id=ev.member,
+                                          event_id=ev.id, reason=str(conflict), raw=None,
+                                          at=datetime.now(UTC)))
+            return rejected_receipt(ev, Violation(invariant="idempotency",
+                                                  message=str(conflict)))
         state.advance(ev.member, ev.occurred_at)
         gb = self.rulebook.group_at(ev.occurred_at)
         cal = None
@@ -137,25 +206,208 @@ class Engine:
             state.review(ev.member, gb.policy, gb.tz, cal["local_date"])
         decision = self._decide_in(ev, explain, gb, cal)
         receipt = receipt_of(decision)
-        self.state.apply(decision, receipt)
+        state.apply(decision, receipt)
         return receipt
 
-    def process_many(self, events: Iterable[Mapping[str, Any] | Event], *,
-                     explain: bool = False) -> list[Receipt]:
-        """Process events in the order given (see :func:`batch_gc` for why it is faster)."""
-        with batch_gc():
-            return [self.process(e, explain=explain) for e in events]
+    def _resolved(self, ev: Event) -> Event:
+        survivor = self.state.resolve(ev.member)
+        return ev if survivor == ev.member else ev.model_copy(update={"member": survivor})
 
-    def member(self, member_id: str, at: datetime | None = None) -> MemberSnapshot:
-        """The member as of ``at`` (default now); a new member if never seen."""
+    def _process_batch(self, evs: list[Event], explain: bool, *, strict: bool) -> list[Receipt]:
+        store = self.store
+        assert store is not None
+        for attempt in range(4):
+            try:
+                with self._unit_of_work(evs) as state:
+                    out = [self._process(ev, explain, strict=strict) for ev in evs]
+                    state.flush(state.conn)
+                return out
+            except OperationalError:
+                if attempt == 3:
+                    raise
+            except DBAPIError:
+                if len(evs) == 1:
+                    raise
+                # Something in the batch cannot be written: find it, keep the rest.
+                return [r for ev in evs for r in self._process_batch([ev], explain,
+                                                                     strict=strict)]
+        raise AssertionError("unreachable")
+
+    @contextmanager
+    def _unit_of_work(self, evs: list[Event], *, write: bool = True) -> Iterator[SqlState]:
+        """A transaction with the members of ``evs`` locked and loaded into the state."""
+        state = self.state
+        assert isinstance(state, SqlState) and self.store is not None
+        tx = self.store.transaction() if state.write and write else self.store.reading()
+        try:
+            with tx as conn:
+                aliases = state.resolve_all(conn, (ev.member for ev in evs))
+                first: dict[str, datetime] = {}
+                local_dates: set[date] = set()
+                related: dict[str, set[str]] = {}
+                keys: dict[str, set[str]] = {}
+                gb = None
+                for ev in evs:
+                    mid = aliases.get(ev.member, ev.member)
+                    first.setdefault(mid, ev.occurred_at)
+                    gb = self.rulebook.group_at(ev.occurred_at) or gb
+                    tz = gb.tz if gb is not None else UTC
+                    local_dates.add(ev.occurred_at.astimezone(tz).date())
+                    keys.setdefault(mid, set()).add(ev.id)
+                    rel = ev.data.__dict__.get("related_event")
+                    if rel:
+                        related.setdefault(mid, set()).add(rel)
+                state.policy = gb.policy if gb is not None else None
+                state.begin(conn, first, local_dates, related, keys)
+                yield state
+        finally:
+            state.end()
+
+    @contextmanager
+    def _members_at(self, ids: Iterable[str], at: datetime) -> Iterator[MemoryState]:
+        """The state with ``ids`` loaded and locked as of ``at``; written back on success.
+        (In memory this is just the state.)"""
+        state = self.state
+        if not isinstance(state, SqlState):
+            yield state
+            return
+        assert self.store is not None
+        gb = self.rulebook.group_at(at) or self.rulebook.groups[-1]
+        try:
+            with self.store.transaction() as conn:
+                state.policy = gb.policy
+                state.begin(conn, {i: at for i in ids}, {at.astimezone(gb.tz).date()}, {}, {})
+                yield state
+                state.flush(conn)
+        finally:
+            state.end()
+
+    # --- the time-driven jobs ------------------------------------------------------------
+
+    def run_jobs(self, as_of: datetime, *, batch_size: int = 500) -> JobsReport:
+        """Let time pass for everyone up to ``as_of``: vest pending points that are due,
+        expire lots, lapse vouchers, run tier reviews and end manual tiers. Idempotent for a
+        given ``as_of``: a second run finds nothing due. Each entry is dated when the thing
+        fell due, not when the job ran."""
+        if as_of.tzinfo is None:
+            raise ValueError("as_of must be timezone-aware")
+        gb = self.rulebook.group_at(as_of) or self.rulebook.groups[-1]
+        local = as_of.astimezone(gb.tz).date()
+        if self.store is None:
+            ids = sorted(self.state.members)
+        else:
+            with self.store.reading() as conn:
+                ids = due_members(conn, as_of, local)
+        report = JobsReport(as_of=as_of, members=len(ids))
+        for i in range(0, len(ids), batch_size):
+            chunk = ids[i:i + batch_size]
+            with self._members_at(chunk, as_of) as state:
+                start = len(state.journal)
+                for mid in chunk:
+                    m = state.members.get(mid)
+                    changes_before = len(m.changes.entries) if m and m.changes else 0
+                    state.advance(mid, as_of)
+                    report.moves += state.review(mid, gb.policy, gb.tz, local)
+                    if m is not None and m.changes is not None:
+                        report.tally(m.changes.entries[changes_before:])
+                        report.lapsed += sum(1 for g in m.changes.grants.values()
+                                             if g.status == "expired")
+                if not isinstance(state, SqlState):
+                    report.tally(state.journal[start:])
+        return report
+
+    # --- reading the ledger --------------------------------------------------------------
+
+    def statement(self, member_id: str, since: datetime | None = None) -> Statement:
+        """The member's journal entries (since ``since``) with the running balance."""
+        if self.store is None:
+            mid = self.state.resolve(member_id)
+            ids = {mid} | {a for a, s in self.state.aliases.items() if s == mid}
+            return statement_from_journal(mid, ids, self.state.journal, since)
+        with self.store.reading() as conn:
+            mid = SqlState(self.store, "", 1, write=False).resolve_all(conn, [member_id])
+            return statement_from_db(conn, mid[member_id], since)
+
+    def settlement(self, since: datetime | None = None, until: datetime | None = None
+                   ) -> list[Settlement]:
+        """Who owes whom for points spent in [since, until): issuing line -> redeeming line,
+        in points and at the group's point value."""
+        store = self._need_store("settlement")
+        gb = self.rulebook.group_at(since or until or datetime.now(UTC)) \
+            or self.rulebook.groups[-1]
+        with store.reading() as conn:
+            return settlement(conn, since, until, gb.policy.point_value, gb.policy.currency)
+
+    def check_ledger(self) -> CheckReport:
+        """Re-derive every balance from entries, postings and lots; report differences."""
+        store = self._need_store("ledger check")
+        with store.reading() as conn:
+            return check_ledger(conn)
+
+    def _need_store(self, what: str) -> Store:
+        if self.store is None:
+            raise ConfigurationError(f"{what} reads the durable ledger: open the engine with "
+                                     "a database (db=... or --db / LOYALTY_DB)")
+        return self.store
+
+    # --- administration ------------------------------------------------------------------
+
+    def redeem(self, member_id: str, points: int, *, line: str, event_id: str,
+               at: datetime | None = None, reference: str = "") -> Receipt:
+        """Spend ``points`` of the member's at ``line`` (the built-in ``redeem`` event):
+        rejected, with the reason, if it would overdraw or breaks the redemption policy."""
+        return self.process({"id": event_id, "line": line, "type": "redeem",
+                             "member": member_id,
+                             "occurred_at": (at or datetime.now(UTC)).isoformat(),
+                             "data": {"points": points, "reference": reference}})
+
+    def assign_tier(self, member_id: str, tier: str, *, reason: str, until: datetime,
+                    at: datetime | None = None) -> None:
+        """Put a member on ``tier`` by hand until ``until`` (then reviews judge them again,
+        soft landing included); recorded in the tier history with ``reason``."""
         at = at or datetime.now(UTC)
         gb = self.rulebook.group_at(at) or self.rulebook.groups[-1]
-        if member_id not in self.state.members:
-            return MemberSnapshot(id=member_id, tier=gb.policy.tiers[0].id)
-        return self.state.snapshot(member_id, at, at.astimezone(gb.tz).date())[0]
+        if tier not in gb.tier_rank:
+            raise ConfigurationError(f"unknown tier {tier!r}; the ladder is "
+                                     f"{[t.id for t in gb.policy.tiers]}")
+        if not reason.strip():
+            raise ConfigurationError("a manual tier needs a reason (it is audited)")
+        if until.tzinfo is None or until <= at:
+            raise ConfigurationError("a manual tier needs an aware end time after now: it "
+                                     "is never a permanent floor")
+        mid = self.state.resolve(member_id)
+        with self._members_at([mid], at) as state:
+            state.start_reviews(mid, at, at.astimezone(gb.tz).date())
+            state.set_tier(mid, tier, at, reason=reason, until=until)
+
+    def member(self, member_id: str, at: datetime | None = None) -> MemberSnapshot:
+        """The member as of ``at`` (default now); a new member if never seen. A merged-away
+        id answers with its survivor."""
+        at = at or datetime.now(UTC)
+        gb = self.rulebook.group_at(at) or self.rulebook.groups[-1]
+        local = at.astimezone(gb.tz).date()
+        if self.store is None:
+            member_id = self.state.resolve(member_id)
+            if member_id not in self.state.members:
+                return MemberSnapshot(id=member_id, tier=gb.policy.tiers[0].id)
+            return self.state.snapshot(member_id, at, local)[0]
+        with self.store.reading() as conn:
+            reader = SqlState(self.store, self.state.lowest_tier, self.state.window_months,
+                              write=False)
+            member_id = reader.resolve_all(conn, [member_id])[member_id]
+            reader.begin(conn, {member_id: at}, {local}, {}, {})
+            if not reader.members[member_id].has_events and not reader.exists(conn, member_id):
+                return MemberSnapshot(id=member_id, tier=gb.policy.tiers[0].id)
+            return reader.snapshot(member_id, at, local)[0]
 
     def fork(self) -> Engine:
-        """An engine on a private copy of the state: what a dry-run runs against."""
+        """An engine on a private copy of the state: what a dry-run runs against. With a
+        store, the copy reads members from the database and never writes."""
+        if isinstance(self.state, SqlState):
+            state = self.state
+            return Engine(self.rulebook, self.plugins,
+                          SqlState(state.store, state.lowest_tier, state.window_months,
+                                   write=False), store=self.store)
         return Engine(self.rulebook, self.plugins, copy.deepcopy(self.state))
 
 

@@ -1,0 +1,82 @@
+"""Opening a database and keeping its schema current with alembic.
+
+``LOYALTY_DB`` or ``--db`` names the database: a SQLAlchemy URL (``postgresql://...``,
+``sqlite:///path``) or a plain file path for SQLite. SQLite runs in WAL mode with
+immediate write transactions, so a writer takes the write lock when its transaction
+begins instead of failing half-way; readers never block.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import Engine as SqlEngine
+
+DEFAULT_DB = "loyalty.db"
+
+
+def database_url(db: str | Path | None = None) -> str:
+    """``db``, else ``LOYALTY_DB``, else ./loyalty.db; a bare path means a SQLite file."""
+    value = str(db) if db is not None else os.environ.get("LOYALTY_DB") or DEFAULT_DB
+    if "://" not in value:
+        return f"sqlite:///{value}"
+    if value.startswith("postgresql://") or value.startswith("postgres://"):
+        # psycopg 3 is the driver this package installs.
+        return "postgresql+psycopg://" + value.split("://", 1)[1]
+    return value
+
+
+def connect(url: str) -> SqlEngine:
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"timeout": 60, "isolation_level": None})
+
+        @event.listens_for(engine, "connect")
+        def _pragmas(dbapi_conn, _record):
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            # WAL + NORMAL survives a killed process (committed transactions are in the
+            # log); only an OS crash or power loss can lose the last commits.
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _begin(conn):
+            read = conn.get_execution_options().get("loyalty_read")
+            conn.exec_driver_sql("BEGIN" if read else "BEGIN IMMEDIATE")
+
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+def alembic_config() -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", "loyaltycore:migrations")
+    return cfg
+
+
+def upgrade(engine: SqlEngine, revision: str = "head") -> None:
+    """Migrate the database to ``revision`` (default: the latest)."""
+    cfg = alembic_config()
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, revision)
+
+
+def current_revision(engine: SqlEngine) -> str | None:
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def head_revision() -> str | None:
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+def is_current(engine: SqlEngine) -> bool:
+    return current_revision(engine) == head_revision()

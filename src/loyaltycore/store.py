@@ -1,0 +1,474 @@
+"""The durable store: member state and the ledger in SQLite or PostgreSQL.
+
+A unit of work is a batch of events (or a job's batch of members). In one database
+transaction the store locks the members the batch touches (PostgreSQL: ``SELECT ... FOR
+UPDATE`` in member-id order, so two workers never deadlock; SQLite: the immediate write
+transaction), loads exactly what deciding and applying need into the same structures a
+dry-run uses (:class:`~loyaltycore.memory.MemoryState`), lets the engine run the pipeline
+on them, and writes what they recorded. Each event's idempotency claim and all of its
+writes commit together with the batch's, or not at all; a batch that fails is retried and,
+if it still fails, run one event per transaction, so one bad event cannot hold back others.
+
+What is loaded is bounded by the batch, never by the size of the program or a member's
+history: balances from the member row, live lots, the qualification buckets of the
+window, the counters of the events' current periods, open vouchers, and the refund facts
+of the events a refund names.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, date, datetime, timedelta, tzinfo
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import and_, func, select, tuple_, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
+
+from .events import Event
+from .ledger import Changes, Grant, Lot
+from .memory import Facts, Member, MemoryState
+from .periods import period_key
+from .receipts import Receipt
+from .reviews import review_dates
+from .rulesets import GroupPolicy
+from .schema import connect, database_url, upgrade
+from .tables import (
+    ActivityRow,
+    BucketRow,
+    CounterRow,
+    EntryRow,
+    EventRow,
+    GrantRow,
+    LotMoveRow,
+    LotRow,
+    MemberRow,
+    PostingRow,
+    RejectRow,
+    RightUseRow,
+    TierHistoryRow,
+)
+
+MEMBERS = MemberRow.__table__
+EVENTS = EventRow.__table__
+ENTRIES = EntryRow.__table__
+POSTINGS = PostingRow.__table__
+LOTS = LotRow.__table__
+MOVES = LotMoveRow.__table__
+BUCKETS = BucketRow.__table__
+ACTIVITY = ActivityRow.__table__
+COUNTERS = CounterRow.__table__
+GRANTS = GrantRow.__table__
+USES = RightUseRow.__table__
+TIERS = TierHistoryRow.__table__
+REJECTS = RejectRow.__table__
+
+PERIODS = ("day", "week", "month", "year", "lifetime")
+IN_CHUNK = 500  # ids per IN (...) list
+
+
+def month_index(month: tuple[int, int]) -> int:
+    return month[0] * 12 + month[1] - 1
+
+
+def _month_of(index: int) -> tuple[int, int]:
+    return index // 12, index % 12 + 1
+
+
+def digest(event: Event) -> str:
+    """A stable fingerprint of the whole event (the same in every process and machine)."""
+    return hashlib.blake2b(event.model_dump_json().encode(), digest_size=16).hexdigest()
+
+
+def _chunks(seq: Sequence[Any], n: int = IN_CHUNK) -> Iterator[Sequence[Any]]:
+    for i in range(0, len(seq), n):
+        yield seq[i:i + n]
+
+
+class Store:
+    """A database holding the program's members and ledger (``Store.open(url)``)."""
+
+    def __init__(self, url: str):
+        self.url = url
+        self.engine = connect(url)
+        self.dialect = self.engine.dialect.name
+        self._insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
+
+    @classmethod
+    def open(cls, db: str | None = None, *, migrate: bool = True) -> Store:
+        """Open ``db`` (URL or SQLite path; default ``LOYALTY_DB`` or ./loyalty.db) and
+        bring its schema to the latest migration."""
+        store = cls(database_url(db))
+        if migrate:
+            upgrade(store.engine)
+        return store
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    @contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        """A write transaction (SQLite: BEGIN IMMEDIATE), committed on success."""
+        with self.engine.begin() as conn:
+            yield conn
+
+    @contextmanager
+    def reading(self) -> Iterator[Connection]:
+        """A read-only transaction, always rolled back (SQLite: takes no write lock)."""
+        with self.engine.connect() as conn:
+            conn.execution_options(loyalty_read=True)
+            try:
+                yield conn
+            finally:
+                conn.rollback()
+
+    def upsert(self, conn: Connection, table: Any, rows: list[dict], keys: Sequence[str],
+               values: Sequence[str]) -> None:
+        if not rows:
+            return
+        stmt = self._insert(table)
+        if values:
+            stmt = stmt.on_conflict_do_update(
+                index_elements=list(keys), set_={v: stmt.excluded[v] for v in values})
+        else:
+            stmt = stmt.on_conflict_do_nothing(index_elements=list(keys))
+        conn.execute(stmt, rows)
+
+    def reject(self, conn: Connection, *, reason: str, source: str | None = None,
+               line: int | None = None, member: str | None = None, event_id: str | None = None,
+               raw: str | None = None) -> None:
+        conn.execute(REJECTS.insert(), [dict(source=source, line_no=line, member_id=member,
+                                             event_id=event_id, reason=reason, raw=raw,
+                                             at=datetime.now(UTC))])
+
+
+class SqlState(MemoryState):
+    """The state the engine runs on when it has a store: a working set of members loaded
+    per unit of work from the database and written back at its end.
+
+    With ``write=False`` (a dry-run against a database) nothing is ever written: members
+    loaded once stay in memory for the rest of the run, and the transaction only reads.
+    """
+
+    def __init__(self, store: Store, lowest_tier: str, window_months: int, *,
+                 write: bool = True):
+        super().__init__(lowest_tier, window_months)
+        self.store = store
+        self.write = write
+        self.conn: Connection | None = None
+        self.tz: tzinfo = UTC
+        self.policy: GroupPolicy | None = None
+        self.rejects: list[dict] = []
+
+    # --- identity of an event --------------------------------------------------------
+
+    def fingerprint(self, event: Event) -> str:
+        return digest(event)
+
+    def receipt_of_seen(self, m: Member, event_id: str, seen: tuple[Any, Any]) -> Receipt:
+        receipt = seen[1]
+        if isinstance(receipt, str):
+            receipt = Receipt.model_validate_json(receipt)
+            m.seen[event_id] = (seen[0], receipt)
+        return receipt
+
+    def resolve_all(self, conn: Connection, ids: Iterable[str]) -> dict[str, str]:
+        """Member ids as sent → surviving member ids (a merged-away id maps to its survivor)."""
+        ids = sorted(set(ids))
+        out = {i: self.aliases.get(i, i) for i in ids}
+        unknown = [i for i in ids if i not in self.aliases and i not in self.members]
+        for part in _chunks(unknown):
+            for mid, into in conn.execute(select(MEMBERS.c.id, MEMBERS.c.merged_into)
+                                          .where(MEMBERS.c.id.in_(part),
+                                                 MEMBERS.c.merged_into.is_not(None))):
+                self.aliases[mid] = into
+                out[mid] = into
+        return out
+
+    # --- loading a unit of work ------------------------------------------------------
+
+    def begin(self, conn: Connection, members: dict[str, datetime], local_dates: set[date],
+              related: dict[str, set[str]], event_keys: dict[str, set[str]]) -> None:
+        """Lock and load ``members`` (id → time of its first event in the batch).
+
+        ``local_dates``: the events' dates in the group timezone (which counter periods to
+        load); ``related``: member → event ids its events refer to (refund facts to load);
+        ``event_keys``: member → event ids of the batch (earlier receipts to load)."""
+        self.conn = conn
+        ids = sorted(i for i in members if i not in self.members or self.write)
+        if not ids:
+            return
+        if self.write:
+            self.members = {}
+        rows = self._lock(conn, ids)
+        missing = [i for i in ids if i not in rows]
+        if missing and self.write:
+            self.store.upsert(conn, MEMBERS, [dict(
+                id=i, tier=self.lowest_tier, enrolled_on=members[i].date(), available=0,
+                pending=0, debt=0, has_events=False) for i in missing], ["id"], [])
+            rows.update(self._lock(conn, missing))
+        for i in ids:
+            row = rows.get(i)
+            self.members[i] = self._member(row) if row is not None else self._new(i, members[i])
+        for m in (self.members[i] for i in ids):
+            if self.write:
+                m.changes = Changes()
+        self._load_details(conn, ids, local_dates, related, event_keys)
+
+    def _lock(self, conn: Connection, ids: Sequence[str]) -> dict[str, Any]:
+        out = {}
+        for part in _chunks(ids):
+            q = select(MEMBERS).where(MEMBERS.c.id.in_(part)).order_by(MEMBERS.c.id)
+            if self.write and self.store.dialect == "postgresql":
+                q = q.with_for_update()
+            for row in conn.execute(q):
+                out[row.id] = row
+        return out
+
+    def exists(self, conn: Connection, member_id: str) -> bool:
+        return conn.execute(select(MEMBERS.c.id).where(MEMBERS.c.id == member_id)).first() \
+            is not None
+
+    def _member(self, row: Any) -> Member:
+        return Member(
+            id=row.id, tier=row.tier, birth_month=row.birth_month, enrolled_on=row.enrolled_on,
+            tier_since=row.tier_since, manual_until=row.manual_until,
+            manual_reason=row.manual_reason, available=row.available, pending=row.pending,
+            debt=row.debt, has_events=row.has_events, last_activity=row.last_activity,
+            inactive_at=row.inactive_at, next_due=row.next_due, reviewed_to=row.reviewed_to,
+            merged_into=row.merged_into)
+
+    def _load_details(self, conn: Connection, ids: Sequence[str], local_dates: set[date],
+                      related: dict[str, set[str]], event_keys: dict[str, set[str]]) -> None:
+        members = self.members
+        floor = min([month_index((d.year, d.month)) for d in local_dates]
+                    + [month_index((m.reviewed_to.year, m.reviewed_to.month))
+                       for m in (members[i] for i in ids) if m.reviewed_to is not None])
+        floor -= self.window_months + 1
+        periods = sorted({k for d in local_dates for p in PERIODS
+                          if (k := period_key(p, d)) is not None})
+        for part in _chunks(ids):
+            for r in conn.execute(select(LOTS).where(LOTS.c.member_id.in_(part),
+                                                     LOTS.c.status != "closed")):
+                members[r.member_id].lots[r.id] = Lot(
+                    id=r.id, member=r.member_id, line=r.line, points=r.points,
+                    remaining=r.remaining, status=r.status, earned_at=r.earned_at,
+                    available_from=r.available_from, vests_on=r.vests_on,
+                    expires_at=r.expires_at, source_event=r.source_event, rule=r.rule,
+                    origin=r.origin)
+            for r in conn.execute(select(BUCKETS).where(BUCKETS.c.member_id.in_(part),
+                                                        BUCKETS.c.month >= floor)):
+                members[r.member_id].buckets.setdefault(_month_of(r.month), {})[r.credit] = r.value
+            for r in conn.execute(select(ACTIVITY).where(ACTIVITY.c.member_id.in_(part),
+                                                         ACTIVITY.c.month >= floor)):
+                members[r.member_id].active.setdefault(_month_of(r.month), set()).add(r.line)
+            for r in conn.execute(select(COUNTERS).where(COUNTERS.c.member_id.in_(part),
+                                                         COUNTERS.c.period.in_(periods))):
+                members[r.member_id].counters[f"{r.name}:{r.period}"] = r.value
+            for r in conn.execute(select(GRANTS).where(GRANTS.c.member_id.in_(part),
+                                                       GRANTS.c.status == "open")):
+                members[r.member_id].grants.setdefault(r.right, []).append(Grant(
+                    id=r.id, member=r.member_id, right=r.right, line=r.line,
+                    granted_at=r.granted_at, valid_until=r.valid_until, remaining=r.remaining,
+                    status=r.status, source_event=r.source_event))
+        pairs = [(mid, eid) for mid, eids in event_keys.items() for eid in eids]
+        for part in _chunks(pairs):
+            for r in conn.execute(select(EVENTS.c.member_id, EVENTS.c.event_id,
+                                         EVENTS.c.fingerprint, EVENTS.c.receipt)
+                                  .where(tuple_(EVENTS.c.member_id, EVENTS.c.event_id)
+                                         .in_(part))):
+                members[r.member_id].seen[r.event_id] = (r.fingerprint, r.receipt)
+        wanted = [(mid, eid) for mid, eids in related.items() for eid in eids
+                  if eid not in members[mid].facts]
+        self._load_facts(conn, wanted)
+
+    def _load_facts(self, conn: Connection, pairs: Sequence[tuple[str, str]]) -> None:
+        for part in _chunks(pairs):
+            for r in conn.execute(select(EVENTS).where(
+                    tuple_(EVENTS.c.member_id, EVENTS.c.event_id).in_(part),
+                    EVENTS.c.status == "accepted")):
+                self.members[r.member_id].facts[r.event_id] = Facts(
+                    line=r.line, amount=r.amount, points=r.points, refunded=r.refunded,
+                    reversed=r.reversed, refundable=r.refundable)
+
+    def original(self, member_id: str, event_id: str) -> Any:
+        m = self.members.get(member_id)
+        if m is not None and event_id not in m.facts and self.conn is not None:
+            self._load_facts(self.conn, [(member_id, event_id)])
+        return super().original(member_id, event_id)
+
+    # --- writing a unit of work ------------------------------------------------------
+
+    def flush(self, conn: Connection) -> None:
+        """Write everything the loaded members recorded since :meth:`begin`."""
+        if not self.write:
+            return
+        w = _Writes()
+        now = datetime.now(UTC)
+        for m in self.members.values():
+            ch = m.changes
+            if ch is None:
+                continue
+            w.member(m, self._next_review(m))
+            new_events = set()
+            for event, fp, receipt in ch.events:
+                new_events.add(event.id)
+                f = m.facts.get(event.id)
+                w.events.append(dict(
+                    member_id=m.id, event_id=event.id, fingerprint=fp, status=receipt.status,
+                    line=event.line, type=event.type, occurred_at=event.occurred_at,
+                    processed_at=now, amount=event.amount,
+                    points=f.points if f else 0, refunded=f.refunded if f else Decimal(0),
+                    reversed=f.reversed if f else 0, refundable=f.refundable if f else False,
+                    receipt=receipt.model_dump_json()))
+            for eid in ch.facts - new_events:
+                f = m.facts[eid]
+                w.facts.append(dict(m_id=m.id, e_id=eid, points=f.points, refunded=f.refunded,
+                                    reversed=f.reversed, refundable=f.refundable))
+            w.ledger(ch)
+            for month, credit in ch.buckets:
+                w.buckets.append(dict(member_id=m.id, month=month_index(month), credit=credit,
+                                      value=m.buckets[month][credit]))
+            for month, line in ch.active:
+                w.active.append(dict(member_id=m.id, month=month_index(month), line=line))
+            for key in ch.counters:
+                name, _, period = key.rpartition(":")
+                w.counters.append(dict(member_id=m.id, name=name, period=period,
+                                       value=m.counters[key]))
+            w.grants_of(ch)
+            for u in ch.uses:
+                w.uses.append(dict(member_id=u.member, event_id=u.event_id, right=u.right,
+                                   line=u.line, quantity=u.quantity, at=u.at, grant_id=u.grant))
+            for t in ch.tier_moves:
+                w.tiers.append(dict(member_id=t.member, at=t.at, from_tier=t.from_tier,
+                                    to_tier=t.to_tier, reason=t.reason, event_id=t.event_id,
+                                    detail=t.detail, valid_until=t.valid_until))
+            m.changes = Changes()
+        w.write(conn, self.store, self.rejects)
+        self.rejects = []
+
+    def _next_review(self, m: Member) -> date | None:
+        if self.policy is None or m.reviewed_to is None:
+            return None
+        dates = review_dates(self.policy, m.enrolled_on, m.reviewed_to,
+                             m.reviewed_to + timedelta(days=400))
+        return dates[0] if dates else None
+
+    def end(self) -> None:
+        self.conn = None
+        if self.write:
+            self.members = {}
+            self.aliases = {}
+
+
+class _Writes:
+    """Rows to write for one unit of work, grouped per table for executemany."""
+
+    def __init__(self) -> None:
+        self.members: list[dict] = []
+        self.events: list[dict] = []
+        self.facts: list[dict] = []
+        self.entries: list[dict] = []
+        self.postings: list[dict] = []
+        self.moves: list[dict] = []
+        self.new_lots: list[dict] = []
+        self.lots: list[dict] = []
+        self.buckets: list[dict] = []
+        self.active: list[dict] = []
+        self.counters: list[dict] = []
+        self.new_grants: list[dict] = []
+        self.grants: list[dict] = []
+        self.uses: list[dict] = []
+        self.tiers: list[dict] = []
+
+    def member(self, m: Member, next_review: date | None) -> None:
+        self.members.append(dict(
+            m_id=m.id, tier=m.tier, tier_since=m.tier_since, manual_until=m.manual_until,
+            manual_reason=m.manual_reason, birth_month=m.birth_month,
+            enrolled_on=m.enrolled_on, available=m.available, pending=m.pending, debt=m.debt,
+            has_events=m.has_events, last_activity=m.last_activity,
+            inactive_at=m.inactive_at, next_due=m.next_due, reviewed_to=m.reviewed_to,
+            next_review=next_review, merged_into=m.merged_into))
+
+    def ledger(self, ch: Changes) -> None:
+        lot_entry = {}
+        for e in ch.entries:
+            self.entries.append(dict(id=e.id, member_id=e.member, kind=e.kind, at=e.at,
+                                     event_id=e.event_id, corrects=e.corrects, memo=e.memo))
+            for i, p in enumerate(e.postings):
+                self.postings.append(dict(entry_id=e.id, seq=i, account=p.account,
+                                          member_id=p.member, points=p.points))
+            for i, mv in enumerate(e.moves):
+                self.moves.append(dict(entry_id=e.id, seq=i, lot_id=mv.lot, kind=mv.kind,
+                                       points=mv.points, issuer=mv.issuer, to_line=mv.to_line,
+                                       at=e.at))
+            if e.kind in ("earn", "merge"):
+                lot_entry[(e.member, e.event_id)] = e.id
+        for lot in ch.new_lots.values():
+            self.new_lots.append(dict(
+                id=lot.id, member_id=lot.member, line=lot.line, points=lot.points,
+                remaining=lot.remaining, status=lot.status, earned_at=lot.earned_at,
+                available_from=lot.available_from, vests_on=lot.vests_on,
+                expires_at=lot.expires_at, source_event=lot.source_event, rule=lot.rule,
+                origin=lot.origin,
+                entry_id=lot_entry.get((lot.member, lot.source_event), "")))
+        for lot in ch.lots.values():
+            self.lots.append(dict(l_id=lot.id, remaining=lot.remaining, status=lot.status,
+                                  member_id=lot.member))
+
+    def grants_of(self, ch: Changes) -> None:
+        for g in ch.new_grants.values():
+            self.new_grants.append(dict(
+                id=g.id, member_id=g.member, right=g.right, line=g.line,
+                granted_at=g.granted_at, valid_until=g.valid_until, remaining=g.remaining,
+                status=g.status, source_event=g.source_event))
+        for g in ch.grants.values():
+            self.grants.append(dict(g_id=g.id, remaining=g.remaining, status=g.status,
+                                    member_id=g.member))
+
+    def write(self, conn: Connection, store: Store, rejects: list[dict]) -> None:
+        from sqlalchemy import bindparam
+
+        if self.members:
+            conn.execute(update(MEMBERS).where(MEMBERS.c.id == bindparam("m_id")).values(
+                {k: bindparam(k) for k in self.members[0] if k != "m_id"}), self.members)
+        if self.events:
+            conn.execute(EVENTS.insert(), self.events)
+        if self.facts:
+            conn.execute(update(EVENTS).where(and_(
+                EVENTS.c.member_id == bindparam("m_id"), EVENTS.c.event_id == bindparam("e_id")))
+                .values(points=bindparam("points"), refunded=bindparam("refunded"),
+                        reversed=bindparam("reversed"), refundable=bindparam("refundable")),
+                self.facts)
+        for table, rows in ((ENTRIES, self.entries), (POSTINGS, self.postings),
+                            (MOVES, self.moves), (LOTS, self.new_lots), (GRANTS, self.new_grants),
+                            (USES, self.uses), (TIERS, self.tiers), (REJECTS, rejects)):
+            if rows:
+                conn.execute(table.insert(), rows)
+        if self.lots:
+            conn.execute(update(LOTS).where(LOTS.c.id == bindparam("l_id")).values(
+                remaining=bindparam("remaining"), status=bindparam("status"),
+                member_id=bindparam("member_id")), self.lots)
+        if self.grants:
+            conn.execute(update(GRANTS).where(GRANTS.c.id == bindparam("g_id")).values(
+                remaining=bindparam("remaining"), status=bindparam("status"),
+                member_id=bindparam("member_id")), self.grants)
+        store.upsert(conn, BUCKETS, self.buckets, ["member_id", "month", "credit"], ["value"])
+        store.upsert(conn, ACTIVITY, self.active, ["member_id", "month", "line"], [])
+        store.upsert(conn, COUNTERS, self.counters, ["member_id", "name", "period"], ["value"])
+
+
+def due_members(conn: Connection, as_of: datetime, local: date) -> list[str]:
+    """Members with something due by ``as_of``: vesting, expiry, a lapsing voucher, an
+    inactivity deadline, a tier review or the end of a manual tier."""
+    q = select(MEMBERS.c.id).where(MEMBERS.c.merged_into.is_(None), (
+        (MEMBERS.c.next_due <= as_of) | (MEMBERS.c.next_review <= local)
+        | (MEMBERS.c.manual_until <= as_of))).order_by(MEMBERS.c.id)
+    return [r.id for r in conn.execute(q)]
+
+
+def member_count(conn: Connection) -> int:
+    return conn.execute(select(func.count()).select_from(MEMBERS)).scalar_one()
