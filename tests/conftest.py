@@ -53,3 +53,38 @@ def make_event():
     """Factory of one raw event dict with any envelope and payload fields."""
     factory = support.Events()
     return factory.make
+
+
+# --- databases ---------------------------------------------------------------------------
+# The ledger is tested on real SQLite files and a real PostgreSQL (never skipped: a
+# PostgreSQL that cannot be reached fails these tests). Each test gets its own schema.
+
+PG_URL = os.environ.get("LOYALTY_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+@pytest.fixture
+def pg_url():
+    """A PostgreSQL URL whose search_path is a fresh schema, dropped afterwards."""
+    url, drop = support.pg_schema(PG_URL)
+    try:
+        yield url
+    finally:
+        drop()
+
+
+@pytest.fixture
+def sqlite_url(tmp_path):
+    return f"sqlite:///{tmp_path / 'loyalty.db'}"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request, tmp_path):
+    """Each ledger test runs once on SQLite and once on PostgreSQL."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'loyalty.db'}"
+        return
+    url, drop = support.pg_schema(PG_URL)
+    try:
+        yield url
+    finally:
+        drop()

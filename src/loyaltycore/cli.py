@@ -279,5 +279,10 @@ def plugins(fmt: str) -> None:
     Console().print(table)
 
 
+from .cli_ledger import register  # noqa: E402 - the ledger commands join the same group
+
+register(cli, _rulesets_option)
+
+
 def main() -> None:  # pragma: no cover
     cli()

@@ -34,7 +34,7 @@ from .plugins import PluginHost, make_plugin_manager
 from .receipts import Receipt, Violation
 from .rulebook import GroupBook, RuleBook, load_rulebook
 from .statements import Settlement, Statement, settlement, statement_from_db, statement_from_journal
-from .store import SqlState, Store, due_members
+from .store import SqlState, Store, due_members, tier_rows
 
 DEFAULT_RULESETS = "rulesets"
 
@@ -344,6 +344,26 @@ class Engine:
         with store.reading() as conn:
             return check_ledger(conn)
 
+    def tier_history(self, member_id: str) -> list[dict[str, Any]]:
+        """Every tier move of the member (upgrades, reviews, manual assignments), oldest
+        first, including those of ids merged into it."""
+        if self.store is None:
+            mid = self.state.resolve(member_id)
+            moves = [t for t in self.state.tier_history if self.state.resolve(t.member) == mid]
+            return [_tier_row(t.at, t.from_tier, t.to_tier, t.reason, t.event_id, t.detail,
+                              t.valid_until) for t in moves]
+        with self.store.reading() as conn:
+            return [_tier_row(*row) for row in tier_rows(conn, member_id)]
+
+    def record_input_problems(self, source: str, problems: Iterable[Any]) -> None:
+        """Keep input lines that could not be read as events, with their reasons, in the
+        store's rejects (once per source and line, however often the file is re-run)."""
+        problems = list(problems)
+        if self.store is None or not problems:
+            return
+        with self.store.transaction() as conn:
+            self.store.record_rejects(conn, source, problems)
+
     def _need_store(self, what: str) -> Store:
         if self.store is None:
             raise ConfigurationError(f"{what} reads the durable ledger: open the engine with "
@@ -409,6 +429,13 @@ class Engine:
                           SqlState(state.store, state.lowest_tier, state.window_months,
                                    write=False), store=self.store)
         return Engine(self.rulebook, self.plugins, copy.deepcopy(self.state))
+
+
+def _tier_row(at: datetime, from_tier: str, to_tier: str, reason: str, event_id: str | None,
+              detail: str, valid_until: datetime | None) -> dict[str, Any]:
+    return {"at": at.isoformat(), "from_tier": from_tier, "to_tier": to_tier, "reason": reason,
+            "event_id": event_id, "detail": detail,
+            "valid_until": valid_until.isoformat() if valid_until else None}
 
 
 @contextmanager

@@ -137,12 +137,16 @@ class Store:
             stmt = stmt.on_conflict_do_nothing(index_elements=list(keys))
         conn.execute(stmt, rows)
 
-    def reject(self, conn: Connection, *, reason: str, source: str | None = None,
-               line: int | None = None, member: str | None = None, event_id: str | None = None,
-               raw: str | None = None) -> None:
-        conn.execute(REJECTS.insert(), [dict(source=source, line_no=line, member_id=member,
-                                             event_id=event_id, reason=reason, raw=raw,
-                                             at=datetime.now(UTC))])
+    def record_rejects(self, conn: Connection, source: str, problems: Sequence[Any]) -> None:
+        """Unreadable input lines (``InputProblem``), once per source, line and text."""
+        known = {(r.line_no, r.raw) for r in conn.execute(
+            select(REJECTS.c.line_no, REJECTS.c.raw).where(REJECTS.c.source == source))}
+        rows = [dict(source=source, line_no=p.line_no, member_id=None, event_id=None,
+                     reason=f"{p.field}: {p.message}" if p.field else p.message, raw=p.text,
+                     at=datetime.now(UTC))
+                for p in problems if (p.line_no, p.text) not in known]
+        if rows:
+            conn.execute(REJECTS.insert(), rows)
 
 
 class SqlState(MemoryState):
@@ -468,6 +472,15 @@ def due_members(conn: Connection, as_of: datetime, local: date) -> list[str]:
         (MEMBERS.c.next_due <= as_of) | (MEMBERS.c.next_review <= local)
         | (MEMBERS.c.manual_until <= as_of))).order_by(MEMBERS.c.id)
     return [r.id for r in conn.execute(q)]
+
+
+def tier_rows(conn: Connection, member_id: str) -> list[tuple]:
+    ids = [member_id] + [r.id for r in conn.execute(
+        select(MEMBERS.c.id).where(MEMBERS.c.merged_into == member_id))]
+    q = select(TIERS.c.at, TIERS.c.from_tier, TIERS.c.to_tier, TIERS.c.reason,
+               TIERS.c.event_id, TIERS.c.detail, TIERS.c.valid_until) \
+        .where(TIERS.c.member_id.in_(ids)).order_by(TIERS.c.at, TIERS.c.id)
+    return [tuple(r) for r in conn.execute(q)]
 
 
 def member_count(conn: Connection) -> int:

@@ -249,3 +249,32 @@ def line_containing(path: Path, text: str) -> int:
         if text in line:
             return no
     raise AssertionError(f"{text!r} not in {path}")
+
+
+def pg_schema(base_url: str) -> tuple[str, Any]:
+    """A fresh schema on the PostgreSQL at ``base_url``: (url using it, drop function)."""
+    import uuid
+    from urllib.parse import quote
+
+    from sqlalchemy import create_engine, text
+
+    from loyaltycore.schema import database_url
+
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(database_url(base_url))
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{name}"'))
+    sep = "&" if "?" in base_url else "?"
+    url = f"{base_url}{sep}options={quote(f'-csearch_path={name}')}"
+
+    def drop() -> None:
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA IF EXISTS "{name}" CASCADE'))
+        admin.dispose()
+
+    return url, drop
+
+
+def open_db(url: str, **kwargs: Any) -> Engine:
+    """The real rulesets/ with the retail plugin, on the database at ``url``."""
+    return Engine.open(RULESETS, plugins=[RETAIL], load_entrypoints=False, db=url, **kwargs)
