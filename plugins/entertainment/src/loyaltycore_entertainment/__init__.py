@@ -1,0 +1,1 @@
+"""The entertainment line (cinemas, parks and venues) for loyaltycore."""

@@ -1,0 +1,1 @@
+"""The property line (home sales) for loyaltycore."""
