@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import gc
+import json
 import os
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -24,17 +25,26 @@ from .audit import CheckReport, check_ledger
 from .context import calendar_scope
 from .decide import Decision, decide
 from .effects import trusted
-from .errors import ConfigurationError, IdempotencyConflict
+from .errors import ConfigurationError, EventInputError, IdempotencyConflict
 from .events import Event, EventSchema
+from .identities import group_secret, identity_digest
 from .invariants import check
 from .jobs import JobsReport
 from .members import MemberProfile, MemberSnapshot
-from .memory import MemoryState
+from .memory import MemoryState, merge_members
 from .plugins import PluginHost, make_plugin_manager
 from .receipts import Receipt, Violation
 from .rulebook import GroupBook, RuleBook, load_rulebook
 from .statements import Settlement, Statement, settlement, statement_from_db, statement_from_journal
-from .store import SqlState, Store, due_members, tier_rows
+from .store import (
+    SqlState,
+    Store,
+    due_members,
+    find_identity,
+    link_identity,
+    merge_rows,
+    tier_rows,
+)
 
 DEFAULT_RULESETS = "rulesets"
 
@@ -56,6 +66,7 @@ class Engine:
         self.plugins = plugins
         self.schema = EventSchema(plugins.event_types())
         self.store = store
+        self.secret: str | None = group_secret(None)
         first = rulebook.groups[0].policy
         lowest, window = first.tiers[0].id, first.qualification.window_months
         if state is None:
@@ -70,10 +81,11 @@ class Engine:
     def open(cls, rulesets: Iterable[str | Path] | str | Path | None = None, *,
              plugins: Iterable[Any] = (), load_entrypoints: bool | None = None,
              time_budget: float | None = None, verify_determinism: bool = True,
-             db: str | Path | Store | None = None) -> Engine:
+             db: str | Path | Store | None = None, secret: str | None = None) -> Engine:
         """Load plugins (entry points and/or ``plugins``) and compile ``rulesets``.
 
-        ``db``: a database URL, a SQLite file path or an open :class:`Store`; the engine
+        ``secret``: the group secret that keys identity hashes (default
+        ``LOYALTY_SECRET``). ``db``: a database URL, a SQLite file path or an open :class:`Store`; the engine
         then keeps members and the ledger there. Without it, everything stays in memory
         (what a dry-run or a test wants).
 
@@ -92,7 +104,9 @@ class Engine:
         book = load_rulebook(paths, event_types=host.event_types(), functions=host.functions,
                              plugin_paths=[p for _, p in host.ruleset_paths])
         store = db if isinstance(db, Store) or db is None else Store.open(str(db))
-        return cls(book, host, store=store)
+        engine = cls(book, host, store=store)
+        engine.secret = group_secret(secret)
+        return engine
 
     def close(self) -> None:
         if self.store is not None:
@@ -102,10 +116,40 @@ class Engine:
 
     def parse_event(self, raw: Mapping[str, Any] | str | bytes | Event, *,
                     source: str | None = None, line: int | None = None) -> Event:
-        """Validate raw input into a frozen event (raises EventInputError naming the field)."""
+        """Validate raw input into a frozen event (raises EventInputError naming the field).
+
+        Instead of ``member``, an event may carry ``identity: {kind, value}`` (a card or
+        phone number a till knows); it is resolved to the member id it is linked to."""
         if isinstance(raw, Event):
             return raw
+        if isinstance(raw, str | bytes) and (b'"identity"' in raw if isinstance(raw, bytes)
+                                             else '"identity"' in raw):
+            try:
+                raw = json.loads(raw)
+            except ValueError:
+                pass  # the schema reports the broken JSON with its position
+        if isinstance(raw, Mapping) and "identity" in raw:
+            raw = self._with_member(raw, source, line)
         return self.schema.parse(raw, source=source, line=line)
+
+    def _with_member(self, raw: Mapping[str, Any], source: str | None, line: int | None
+                     ) -> dict[str, Any]:
+        ident = raw["identity"]
+        if not isinstance(ident, Mapping) or not {"kind", "value"} <= set(ident):
+            raise EventInputError("identity must be {kind: ..., value: ...}", source=source,
+                                  line=line, field="identity")
+        kind = str(ident["kind"])
+        member = self.find_member(kind, str(ident["value"]))
+        if member is None:  # never echo the value: it may be a phone number
+            raise EventInputError(f"no member is linked to this {kind} identity",
+                                  source=source, line=line, field="identity")
+        if raw.get("member") not in (None, member):
+            raise EventInputError(f"member {raw.get('member')!r} does not match the member "
+                                  f"its {kind} identity is linked to", source=source,
+                                  line=line, field="identity")
+        out = {k: v for k, v in raw.items() if k != "identity"}
+        out["member"] = member
+        return out
 
     def enrol(self, profile: MemberProfile | Mapping[str, Any]) -> None:
         """Register a member's profile (birth month, enrolment date, starting tier)."""
@@ -264,7 +308,8 @@ class Engine:
             state.end()
 
     @contextmanager
-    def _members_at(self, ids: Iterable[str], at: datetime) -> Iterator[MemoryState]:
+    def _members_at(self, ids: Iterable[str], at: datetime, *, full: bool = False
+                    ) -> Iterator[MemoryState]:
         """The state with ``ids`` loaded and locked as of ``at``; written back on success.
         (In memory this is just the state.)"""
         state = self.state
@@ -276,7 +321,8 @@ class Engine:
         try:
             with self.store.transaction() as conn:
                 state.policy = gb.policy
-                state.begin(conn, {i: at for i in ids}, {at.astimezone(gb.tz).date()}, {}, {})
+                state.begin(conn, {i: at for i in ids}, {at.astimezone(gb.tz).date()}, {}, {},
+                            full=full)
                 yield state
                 state.flush(conn)
         finally:
@@ -343,6 +389,72 @@ class Engine:
         store = self._need_store("ledger check")
         with store.reading() as conn:
             return check_ledger(conn)
+
+    # --- identities and merges ----------------------------------------------------------
+
+    def link_identity(self, member_id: str, kind: str, value: str) -> None:
+        """Map a card number, phone number or app id (``kind``) to the member. Only a keyed
+        hash is kept. An identity already linked to someone else is an error: if they are
+        the same person, :meth:`merge` them."""
+        digest = identity_digest(self.secret, kind, value)
+        member_id = self.state.resolve(member_id)
+        if self.store is None:
+            owner = self.state.identities.setdefault((kind, digest), member_id)
+        else:
+            with self.store.transaction() as conn:
+                member_id = self.state.resolve_all(conn, [member_id])[member_id] \
+                    if isinstance(self.state, SqlState) else member_id
+                owner = link_identity(conn, kind, digest, member_id)
+        if owner != member_id:
+            raise ConfigurationError(f"this {kind} identity already belongs to member "
+                                     f"{owner}; merge the two members if they are one person")
+
+    def find_member(self, kind: str, value: str) -> str | None:
+        """The member id a card, phone or app id belongs to (None if unknown)."""
+        digest = identity_digest(self.secret, kind, value)
+        if self.store is None:
+            owner = self.state.identities.get((kind, digest))
+            return self.state.resolve(owner) if owner else None
+        with self.store.reading() as conn:
+            owner = find_identity(conn, kind, digest)
+            if owner is None:
+                return None
+            return SqlState(self.store, "", 1, write=False).resolve_all(conn, [owner])[owner]
+
+    def merge(self, survivor: str, absorbed: str, *, reason: str,
+              at: datetime | None = None) -> None:
+        """Two member ids turned out to be one person: balances, lots, qualification,
+        vouchers, history and identities move to ``survivor`` (the higher tier wins), with
+        an audit entry; events sent later under either id land on the survivor."""
+        at = at or datetime.now(UTC)
+        if not reason.strip():
+            raise ConfigurationError("a merge needs a reason (it is audited)")
+        if survivor == absorbed:
+            raise ConfigurationError("cannot merge a member into itself")
+        gb = self.rulebook.group_at(at) or self.rulebook.groups[-1]
+        state = self.state
+        if self.store is not None and isinstance(state, SqlState):
+            with self.store.reading() as conn:
+                resolved = state.resolve_all(conn, [survivor, absorbed])
+            state.aliases = {}
+        else:
+            resolved = {i: state.resolve(i) for i in (survivor, absorbed)}
+        if resolved[absorbed] != absorbed:
+            raise ConfigurationError(f"member {absorbed} was already merged into "
+                                     f"{resolved[absorbed]}")
+        survivor = resolved[survivor]
+        with self._members_at([survivor, absorbed], at, full=True) as st:
+            s, a = st.members[survivor], st.members[absorbed]
+            available, pending = a.available, a.pending
+            merge_members(st, s, a, at, reason, gb.tier_rank)
+            if isinstance(st, SqlState):
+                merge_rows(st.conn, survivor, absorbed, at, reason, available, pending)
+            else:
+                st.aliases = {k: (survivor if v == absorbed else v)
+                              for k, v in st.aliases.items()}
+                st.aliases[absorbed] = survivor
+                st.identities = {k: (survivor if v == absorbed else v)
+                                 for k, v in st.identities.items()}
 
     def tier_history(self, member_id: str) -> list[dict[str, Any]]:
         """Every tier move of the member (upgrades, reviews, manual assignments), oldest
@@ -425,10 +537,14 @@ class Engine:
         store, the copy reads members from the database and never writes."""
         if isinstance(self.state, SqlState):
             state = self.state
-            return Engine(self.rulebook, self.plugins,
+            twin = Engine(self.rulebook, self.plugins,
                           SqlState(state.store, state.lowest_tier, state.window_months,
                                    write=False), store=self.store)
-        return Engine(self.rulebook, self.plugins, copy.deepcopy(self.state))
+            twin.secret = self.secret
+            return twin
+        twin = Engine(self.rulebook, self.plugins, copy.deepcopy(self.state))
+        twin.secret = self.secret
+        return twin
 
 
 def _tier_row(at: datetime, from_tier: str, to_tier: str, reason: str, event_id: str | None,

@@ -68,6 +68,7 @@ class Lot:
     source_event: str
     rule: str | None
     origin: str | None = None
+    entry: str = ""  # the journal entry that created the lot
 
     def spend_order(self) -> tuple:
         """Soonest expiry first (never-expiring last), then oldest, then id."""

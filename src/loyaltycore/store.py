@@ -43,9 +43,11 @@ from .tables import (
     EntryRow,
     EventRow,
     GrantRow,
+    IdentityRow,
     LotMoveRow,
     LotRow,
     MemberRow,
+    MergeRow,
     PostingRow,
     RejectRow,
     RightUseRow,
@@ -65,6 +67,8 @@ GRANTS = GrantRow.__table__
 USES = RightUseRow.__table__
 TIERS = TierHistoryRow.__table__
 REJECTS = RejectRow.__table__
+IDENTITIES = IdentityRow.__table__
+MERGES = MergeRow.__table__
 
 PERIODS = ("day", "week", "month", "year", "lifetime")
 IN_CHUNK = 500  # ids per IN (...) list
@@ -79,8 +83,10 @@ def _month_of(index: int) -> tuple[int, int]:
 
 
 def digest(event: Event) -> str:
-    """A stable fingerprint of the whole event (the same in every process and machine)."""
-    return hashlib.blake2b(event.model_dump_json().encode(), digest_size=16).hexdigest()
+    """A stable fingerprint of the event (the same in every process and machine); like
+    :func:`loyaltycore.memory.fingerprint`, it leaves out the member."""
+    return hashlib.blake2b(event.model_dump_json(exclude={"member"}).encode(),
+                           digest_size=16).hexdigest()
 
 
 def _chunks(seq: Sequence[Any], n: int = IN_CHUNK) -> Iterator[Sequence[Any]]:
@@ -195,7 +201,8 @@ class SqlState(MemoryState):
     # --- loading a unit of work ------------------------------------------------------
 
     def begin(self, conn: Connection, members: dict[str, datetime], local_dates: set[date],
-              related: dict[str, set[str]], event_keys: dict[str, set[str]]) -> None:
+              related: dict[str, set[str]], event_keys: dict[str, set[str]], *,
+              full: bool = False) -> None:
         """Lock and load ``members`` (id → time of its first event in the batch).
 
         ``local_dates``: the events' dates in the group timezone (which counter periods to
@@ -220,7 +227,7 @@ class SqlState(MemoryState):
         for m in (self.members[i] for i in ids):
             if self.write:
                 m.changes = Changes()
-        self._load_details(conn, ids, local_dates, related, event_keys)
+        self._load_details(conn, ids, local_dates, related, event_keys, full or not self.write)
 
     def _lock(self, conn: Connection, ids: Sequence[str]) -> dict[str, Any]:
         out = {}
@@ -246,13 +253,16 @@ class SqlState(MemoryState):
             merged_into=row.merged_into)
 
     def _load_details(self, conn: Connection, ids: Sequence[str], local_dates: set[date],
-                      related: dict[str, set[str]], event_keys: dict[str, set[str]]) -> None:
+                      related: dict[str, set[str]], event_keys: dict[str, set[str]],
+                      full: bool) -> None:
+        """``full``: every bucket and counter, not just the window and current periods (a
+        merge moves them all; a reader that keeps members across batches needs them all)."""
         members = self.members
-        floor = min([month_index((d.year, d.month)) for d in local_dates]
+        floor = -1 if full else min([month_index((d.year, d.month)) for d in local_dates]
                     + [month_index((m.reviewed_to.year, m.reviewed_to.month))
                        for m in (members[i] for i in ids) if m.reviewed_to is not None])
         floor -= self.window_months + 1
-        periods = sorted({k for d in local_dates for p in PERIODS
+        periods = None if full else sorted({k for d in local_dates for p in PERIODS
                           if (k := period_key(p, d)) is not None})
         for part in _chunks(ids):
             for r in conn.execute(select(LOTS).where(LOTS.c.member_id.in_(part),
@@ -262,15 +272,17 @@ class SqlState(MemoryState):
                     remaining=r.remaining, status=r.status, earned_at=r.earned_at,
                     available_from=r.available_from, vests_on=r.vests_on,
                     expires_at=r.expires_at, source_event=r.source_event, rule=r.rule,
-                    origin=r.origin)
+                    origin=r.origin, entry=r.entry_id)
             for r in conn.execute(select(BUCKETS).where(BUCKETS.c.member_id.in_(part),
                                                         BUCKETS.c.month >= floor)):
                 members[r.member_id].buckets.setdefault(_month_of(r.month), {})[r.credit] = r.value
             for r in conn.execute(select(ACTIVITY).where(ACTIVITY.c.member_id.in_(part),
                                                          ACTIVITY.c.month >= floor)):
                 members[r.member_id].active.setdefault(_month_of(r.month), set()).add(r.line)
-            for r in conn.execute(select(COUNTERS).where(COUNTERS.c.member_id.in_(part),
-                                                         COUNTERS.c.period.in_(periods))):
+            q = select(COUNTERS).where(COUNTERS.c.member_id.in_(part))
+            if periods is not None:
+                q = q.where(COUNTERS.c.period.in_(periods))
+            for r in conn.execute(q):
                 members[r.member_id].counters[f"{r.name}:{r.period}"] = r.value
             for r in conn.execute(select(GRANTS).where(GRANTS.c.member_id.in_(part),
                                                        GRANTS.c.status == "open")):
@@ -398,7 +410,6 @@ class _Writes:
             next_review=next_review, merged_into=m.merged_into))
 
     def ledger(self, ch: Changes) -> None:
-        lot_entry = {}
         for e in ch.entries:
             self.entries.append(dict(id=e.id, member_id=e.member, kind=e.kind, at=e.at,
                                      event_id=e.event_id, corrects=e.corrects, memo=e.memo))
@@ -409,8 +420,6 @@ class _Writes:
                 self.moves.append(dict(entry_id=e.id, seq=i, lot_id=mv.lot, kind=mv.kind,
                                        points=mv.points, issuer=mv.issuer, to_line=mv.to_line,
                                        at=e.at))
-            if e.kind in ("earn", "merge"):
-                lot_entry[(e.member, e.event_id)] = e.id
         for lot in ch.new_lots.values():
             self.new_lots.append(dict(
                 id=lot.id, member_id=lot.member, line=lot.line, points=lot.points,
@@ -418,7 +427,7 @@ class _Writes:
                 available_from=lot.available_from, vests_on=lot.vests_on,
                 expires_at=lot.expires_at, source_event=lot.source_event, rule=lot.rule,
                 origin=lot.origin,
-                entry_id=lot_entry.get((lot.member, lot.source_event), "")))
+                entry_id=lot.entry))
         for lot in ch.lots.values():
             self.lots.append(dict(l_id=lot.id, remaining=lot.remaining, status=lot.status,
                                   member_id=lot.member))
@@ -463,6 +472,39 @@ class _Writes:
         store.upsert(conn, BUCKETS, self.buckets, ["member_id", "month", "credit"], ["value"])
         store.upsert(conn, ACTIVITY, self.active, ["member_id", "month", "line"], [])
         store.upsert(conn, COUNTERS, self.counters, ["member_id", "name", "period"], ["value"])
+
+
+def merge_rows(conn: Connection, survivor: str, absorbed: str, at: datetime, reason: str,
+               available: int, pending: int) -> None:
+    """The merge's bookkeeping outside the members' state: receipts and refund facts,
+    identities and earlier aliases now belong to the survivor, and the audit row."""
+    mine = select(EVENTS.c.event_id).where(EVENTS.c.member_id == survivor).scalar_subquery()
+    conn.execute(update(EVENTS).where(EVENTS.c.member_id == absorbed,
+                                      EVENTS.c.event_id.not_in(mine))
+                 .values(member_id=survivor))
+    conn.execute(update(IDENTITIES).where(IDENTITIES.c.member_id == absorbed)
+                 .values(member_id=survivor))
+    conn.execute(update(MEMBERS).where(MEMBERS.c.merged_into == absorbed)
+                 .values(merged_into=survivor))
+    conn.execute(MERGES.insert(), [dict(absorbed=absorbed, survivor=survivor, at=at,
+                                        reason=reason, available=available, pending=pending)])
+
+
+def link_identity(conn: Connection, kind: str, digest_: str, member_id: str) -> str:
+    """Link an identity; returns the member it belongs to (an existing link wins)."""
+    row = conn.execute(select(IDENTITIES.c.member_id).where(
+        IDENTITIES.c.kind == kind, IDENTITIES.c.digest == digest_)).first()
+    if row is not None:
+        return row.member_id
+    conn.execute(IDENTITIES.insert(), [dict(kind=kind, digest=digest_, member_id=member_id,
+                                            linked_at=datetime.now(UTC))])
+    return member_id
+
+
+def find_identity(conn: Connection, kind: str, digest_: str) -> str | None:
+    row = conn.execute(select(IDENTITIES.c.member_id).where(
+        IDENTITIES.c.kind == kind, IDENTITIES.c.digest == digest_)).first()
+    return row.member_id if row is not None else None
 
 
 def due_members(conn: Connection, as_of: datetime, local: date) -> list[str]:
