@@ -214,16 +214,23 @@ def _frozen(value: Any) -> Any:
 @click.option("--rejects", type=click.Path(dir_okay=False, path_type=Path),
               help="Where to write rejected and unreadable lines (default: "
                    "EVENTS.rejects.jsonl, only if there are any).")
+@click.option("--db", help="Start from the members in this database (URL or SQLite file); "
+                           "it is only read, never written.")
 def dry_run(events: Path, rulesets: tuple[Path, ...], members: Path | None, explain: bool,
-            fmt: str, summary_only: bool, rejects: Path | None) -> None:
+            fmt: str, summary_only: bool, rejects: Path | None, db: str | None) -> None:
     """Run EVENTS (JSONL) through the rules without committing anything.
 
     Exit 0 if every event is accepted, 1 if any is rejected or unreadable, 2 if the
     rules or the input cannot be used at all.
     """
     from . import dryrun, report
+    from .schema import database_url
 
-    engine = _open(rulesets)
+    if db is not None and members is not None:
+        raise click.UsageError("--members and --db do not mix: with --db, member profiles "
+                               "come from the database (enrol them there)")
+    engine = _open(rulesets) if db is None else Engine.open(list(rulesets) or None,
+                                                            db=database_url(db))
     if members is not None:
         for profile in dryrun.read_members(members):
             engine.enrol(profile)

@@ -121,14 +121,13 @@ def dry_run(engine: Engine, events: Iterable[tuple[int, Event]], *, explain: boo
 
 def _run(fork: Engine, ordered: list[tuple[int, Event]], explain: bool, result: DryRun) -> None:
     for line_no, event in ordered:
-        previous = fork.state.previous(event)
+        seen = fork.duplicates
         try:
             receipt = fork.process(event, explain=explain)
         except IdempotencyConflict as exc:
             receipt = rejected_receipt(event, Violation(invariant="idempotency",
                                                         message=str(exc)))
-        result.outcomes.append(Outcome(line_no, receipt, duplicate=previous is not None
-                                       and previous[0]))
+        result.outcomes.append(Outcome(line_no, receipt, duplicate=fork.duplicates > seen))
 
 
 def summarize(result: DryRun, engine: Engine) -> dict[str, Any]:

@@ -67,6 +67,7 @@ class Engine:
         self.schema = EventSchema(plugins.event_types())
         self.store = store
         self.secret: str | None = group_secret(None)
+        self.duplicates = 0  # resubmissions answered with their original receipt
         first = rulebook.groups[0].policy
         lowest, window = first.tiers[0].id, first.qualification.window_months
         if state is None:
@@ -231,6 +232,7 @@ class Engine:
         if previous is not None:
             same, receipt = previous
             if same:
+                self.duplicates += 1
                 return receipt
             if strict:
                 raise IdempotencyConflict(ev.id, ev.member)

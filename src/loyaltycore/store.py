@@ -211,6 +211,7 @@ class SqlState(MemoryState):
         self.conn = conn
         ids = sorted(i for i in members if i not in self.members or self.write)
         if not ids:
+            self._load_events(conn, related, event_keys)
             return
         if self.write:
             self.members = {}
@@ -227,7 +228,25 @@ class SqlState(MemoryState):
         for m in (self.members[i] for i in ids):
             if self.write:
                 m.changes = Changes()
-        self._load_details(conn, ids, local_dates, related, event_keys, full or not self.write)
+        self._load_details(conn, ids, local_dates, full or not self.write)
+        self._load_events(conn, related, event_keys)
+
+    def _load_events(self, conn: Connection, related: dict[str, set[str]],
+                     event_keys: dict[str, set[str]]) -> None:
+        """Earlier receipts of the batch's event ids (idempotency) and the refund facts of
+        the events the batch refers to, unless already in memory."""
+        members = self.members
+        pairs = [(mid, eid) for mid, eids in event_keys.items() for eid in eids
+                 if eid not in members[mid].seen]
+        for part in _chunks(pairs):
+            for r in conn.execute(select(EVENTS.c.member_id, EVENTS.c.event_id,
+                                         EVENTS.c.fingerprint, EVENTS.c.receipt)
+                                  .where(tuple_(EVENTS.c.member_id, EVENTS.c.event_id)
+                                         .in_(part))):
+                members[r.member_id].seen[r.event_id] = (r.fingerprint, r.receipt)
+        wanted = [(mid, eid) for mid, eids in related.items() for eid in eids
+                  if eid not in members[mid].facts]
+        self._load_facts(conn, wanted)
 
     def _lock(self, conn: Connection, ids: Sequence[str]) -> dict[str, Any]:
         out = {}
@@ -253,7 +272,6 @@ class SqlState(MemoryState):
             merged_into=row.merged_into)
 
     def _load_details(self, conn: Connection, ids: Sequence[str], local_dates: set[date],
-                      related: dict[str, set[str]], event_keys: dict[str, set[str]],
                       full: bool) -> None:
         """``full``: every bucket and counter, not just the window and current periods (a
         merge moves them all; a reader that keeps members across batches needs them all)."""
@@ -290,16 +308,6 @@ class SqlState(MemoryState):
                     id=r.id, member=r.member_id, right=r.right, line=r.line,
                     granted_at=r.granted_at, valid_until=r.valid_until, remaining=r.remaining,
                     status=r.status, source_event=r.source_event))
-        pairs = [(mid, eid) for mid, eids in event_keys.items() for eid in eids]
-        for part in _chunks(pairs):
-            for r in conn.execute(select(EVENTS.c.member_id, EVENTS.c.event_id,
-                                         EVENTS.c.fingerprint, EVENTS.c.receipt)
-                                  .where(tuple_(EVENTS.c.member_id, EVENTS.c.event_id)
-                                         .in_(part))):
-                members[r.member_id].seen[r.event_id] = (r.fingerprint, r.receipt)
-        wanted = [(mid, eid) for mid, eids in related.items() for eid in eids
-                  if eid not in members[mid].facts]
-        self._load_facts(conn, wanted)
 
     def _load_facts(self, conn: Connection, pairs: Sequence[tuple[str, str]]) -> None:
         for part in _chunks(pairs):
