@@ -86,6 +86,7 @@ class Member:
     pending: int = 0
     debt: int = 0
     lots: dict[str, Lot] = field(default_factory=dict)  # live lots only
+    lots_complete: bool = True  # False: older live lots are still in the database
     buckets: dict[tuple[int, int], dict[str, Decimal]] = field(default_factory=dict)
     active: dict[tuple[int, int], set[str]] = field(default_factory=dict)
     counters: dict[str, int] = field(default_factory=dict)
@@ -142,6 +143,16 @@ class MemoryState:
         self.journal: list[Entry] = []
         self.tier_history: list[TierMove] = []
         self.identities: dict[tuple[str, str], str] = {}  # (kind, keyed hash) -> member
+
+    def full_lots(self, m: Member) -> None:
+        """Make sure every live lot of ``m`` is at hand (the store loads them lazily: an
+        ordinary earn never needs the older ones)."""
+        if not m.lots_complete:
+            self.load_lots(m)
+            m.lots_complete = True
+
+    def load_lots(self, m: Member) -> None:
+        raise NotImplementedError("in memory, every lot is always at hand")
 
     # --- enrolment and identity ----------------------------------------------------------
 
@@ -202,6 +213,7 @@ class MemoryState:
         ``is_new`` is true until the member has an accepted event."""
         m = self.members.get(member_id) or self._new(member_id, at)
         if m.next_due is not None and m.next_due <= at:
+            self.full_lots(m)
             m = self._advanced_copy(m, at)
         vouchers = {}
         for right, grants in m.grants.items():
@@ -264,6 +276,7 @@ class MemoryState:
         self._advance(m, at)
 
     def _advance(self, m: Member, at: datetime) -> None:
+        self.full_lots(m)
         due = sorted((lot for lot in m.lots.values()
                       if lot.status == PENDING and lot.available_from is not None
                       and lot.available_from <= at), key=lambda lot: (lot.available_from, lot.id))
@@ -525,6 +538,7 @@ class MemoryState:
             del m.grants[e.right]
 
     def _redeem(self, m: Member, e: RedeemPoints, event: Event, n: int) -> None:
+        self.full_lots(m)
         lots = sorted((lot for lot in m.lots.values() if lot.status == AVAILABLE),
                       key=Lot.spend_order)
         taken, moves, _ = self._take(m, lots, e.points, "redeem", e.line)
@@ -545,6 +559,7 @@ class MemoryState:
             f.refunded += e.refunded
         if m.changes is not None:
             m.changes.facts.add(e.reverses)
+        self.full_lots(m)
         own = sorted((lot for lot in m.lots.values() if lot.source_event == e.reverses),
                      key=lambda lot: (lot.status != PENDING, lot.id))
         own_pending = [lot for lot in own if lot.status == PENDING]
@@ -585,6 +600,9 @@ class MemoryState:
                                      f"recorded as a shortfall of line {f.line}"))
 
     def _vest_on(self, m: Member, event: Event, source: str) -> None:
+        if not m.pending:
+            return
+        self.full_lots(m)
         for lot in sorted((lot for lot in m.lots.values()
                            if lot.status == PENDING and lot.source_event == source
                            and lot.vests_on == event.type), key=lambda lot: lot.id):
@@ -664,6 +682,8 @@ def merge_members(state: MemoryState, s: Member, a: Member, at: datetime, reason
     balances and refund debt, qualification, counters, vouchers, refund facts and receipts;
     the higher tier wins. One balanced ``merge`` entry records the move."""
     ch = s.changes
+    state.full_lots(s)
+    state.full_lots(a)
     moves, postings = [], []
     for lot in sorted(a.lots.values(), key=lambda lot: lot.id):
         points = lot.remaining

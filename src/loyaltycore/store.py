@@ -282,15 +282,9 @@ class SqlState(MemoryState):
         floor -= self.window_months + 1
         periods = None if full else sorted({k for d in local_dates for p in PERIODS
                           if (k := period_key(p, d)) is not None})
+        for i in ids:
+            members[i].lots_complete = False
         for part in _chunks(ids):
-            for r in conn.execute(select(LOTS).where(LOTS.c.member_id.in_(part),
-                                                     LOTS.c.status != "closed")):
-                members[r.member_id].lots[r.id] = Lot(
-                    id=r.id, member=r.member_id, line=r.line, points=r.points,
-                    remaining=r.remaining, status=r.status, earned_at=r.earned_at,
-                    available_from=r.available_from, vests_on=r.vests_on,
-                    expires_at=r.expires_at, source_event=r.source_event, rule=r.rule,
-                    origin=r.origin, entry=r.entry_id)
             for r in conn.execute(select(BUCKETS).where(BUCKETS.c.member_id.in_(part),
                                                         BUCKETS.c.month >= floor)):
                 members[r.member_id].buckets.setdefault(_month_of(r.month), {})[r.credit] = r.value
@@ -308,6 +302,17 @@ class SqlState(MemoryState):
                     id=r.id, member=r.member_id, right=r.right, line=r.line,
                     granted_at=r.granted_at, valid_until=r.valid_until, remaining=r.remaining,
                     status=r.status, source_event=r.source_event))
+
+    def load_lots(self, m: Member) -> None:
+        assert self.conn is not None, "lots are loaded inside a unit of work"
+        for r in self.conn.execute(select(LOTS).where(LOTS.c.member_id == m.id,
+                                                      LOTS.c.status != "closed")):
+            m.lots.setdefault(r.id, Lot(
+                id=r.id, member=r.member_id, line=r.line, points=r.points,
+                remaining=r.remaining, status=r.status, earned_at=r.earned_at,
+                available_from=r.available_from, vests_on=r.vests_on,
+                expires_at=r.expires_at, source_event=r.source_event, rule=r.rule,
+                origin=r.origin, entry=r.entry_id))
 
     def _load_facts(self, conn: Connection, pairs: Sequence[tuple[str, str]]) -> None:
         for part in _chunks(pairs):

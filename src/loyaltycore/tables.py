@@ -34,7 +34,7 @@ class Timestamp(TypeDecorator):
     def process_bind_param(self, value, dialect):
         if value is None or dialect.name == "postgresql":
             return value
-        return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f+00:00")
+        return value.astimezone(UTC).isoformat(timespec="microseconds")
 
     def process_result_value(self, value, dialect):
         if value is None or isinstance(value, datetime):
