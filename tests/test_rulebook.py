@@ -185,9 +185,11 @@ def test_line_without_a_plugin_suggests_the_installed_one(tmp_path):
     ("on_upgrade: [group-welcome-gold]", "on_upgrade: [group-welcome-platinum]",
      "unknown right 'group-welcome-platinum'"),
     ("  - id: diamond\n", "  - id: gold\n", "duplicate tier id"),
-    ("cross_sell: []", "cross_sell:\n  - id: cs\n    kind: bonus\n    on: [hotel:stay]\n"
-                       "    points: 5\n", "'on' entry 'hotel:stay' matches no line"),
-    ("cross_sell: []", "cross_sell:\n  - id: cs\n    kind: multiply\n    on: ['*']\n"
+    ("cross_sell:\n", "cross_sell:\n  - id: cs\n    kind: bonus\n    on: [spa:stay]\n"
+                       "    points: 5\n", "'on' entry 'spa:stay' matches no line"),
+    ("cross_sell:\n", "cross_sell:\n  - id: cs\n    kind: bonus\n    on: [retail:stay]\n"
+                       "    points: 5\n", "'on' entry 'retail:stay' matches no line"),
+    ("cross_sell:\n", "cross_sell:\n  - id: cs\n    kind: multiply\n    on: ['*']\n"
                        "    factor: 2\n", "cross_sell rules must be bonus rules"),
 ])
 def test_group_policy_mistakes(tmp_path, old, new, fragment):
@@ -213,7 +215,9 @@ def test_rules_that_can_break_the_caps_are_warned_about(tmp_path):
                       "rules on different tiers exclude one another) the multiplier is 10, "
                       "above the group cap 5")
     find(diagnostics, "purchase: worst-case cost ratio 0.10")
-    find(diagnostics, "purchase: bonus rules can add 900 points to one event, above the "
+    # 900 here + the group's cross-sell bonuses on retail purchases (200 welcome + 100
+    # hotel guests) = 1200.
+    find(diagnostics, "purchase: bonus rules can add 1200 points to one event, above the "
                       "group cap of 500")
     find(diagnostics, "refund: bonus rules ['open'] compute points with no per-event cap")
 

@@ -456,7 +456,11 @@ class _BookCompiler:
             for target in rule.on:
                 matched = [(ln, t) for ln, ts in self.event_types.items() for t in ts
                            if target == "*" or target in (ln, f"{ln}:{t}")]
-                if not matched:
+                # A line of the program (it has caps) whose plugin is not installed here
+                # simply has no events yet; anything else is a typo.
+                planned = target.split(":", 1)[0] in p.lines and target.split(":", 1)[0] \
+                    not in self.event_types
+                if not matched and not planned:
                     self.error(f, f"'on' entry {target!r} matches no line or line:type",
                                rule=rule.id, field="on", line=f.rule_line("cross_sell", i, "on"))
                 for ln, t in matched:
