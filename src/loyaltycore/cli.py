@@ -289,6 +289,9 @@ def plugins(fmt: str) -> None:
 from .cli_ledger import register  # noqa: E402 - the ledger commands join the same group
 
 register(cli, _rulesets_option)
+from .cli_plugin import register as register_plugin  # noqa: E402
+
+register_plugin(cli, _rulesets_option)
 
 
 def main() -> None:  # pragma: no cover

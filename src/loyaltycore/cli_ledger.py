@@ -33,12 +33,18 @@ def format_option(f):
                         default="table")(f)
 
 
-def open_engine(rulesets: tuple[Path, ...], db: str | None) -> Engine:
-    return Engine.open(list(rulesets) or None, db=database_url(db))
+def open_engine(rulesets: tuple[Path, ...], db: str | None, *, reading: bool = False
+                ) -> Engine:
+    """``reading``: the command only reads, so a SQLite file that is not there is an error
+    rather than a new, empty database."""
+    from .store import Store
+
+    return Engine.open(list(rulesets) or None,
+                       db=Store.open(database_url(db), must_exist=reading))
 
 
 def parse_when(value: str | None, *, end_of_day: bool = False) -> datetime | None:
-    """A date or an ISO datetime; a bare date is midnight UTC (the next midnight with
+    """A date or an ISO datetime; a bare date is midnight UTC (23:59:59 UTC that day with
     ``end_of_day``); a datetime without offset is refused (be explicit about time zones)."""
     if value is None:
         return None
@@ -93,9 +99,12 @@ def register(cli: click.Group, rulesets_option) -> None:
             task = bar.add_task("events", total=len(ordered))
             for i in range(0, len(ordered), batch_size):
                 chunk = ordered[i:i + batch_size]
+                engine.replayed.clear()
                 receipts = engine.process_many([ev for _, ev in chunk], batch_size=batch_size)
-                for (line_no, _), receipt in zip(chunk, receipts, strict=True):
-                    result.outcomes.append(dryrun.Outcome(line_no, receipt))
+                replayed = set(engine.replayed)
+                for (line_no, ev), receipt in zip(chunk, receipts, strict=True):
+                    result.outcomes.append(dryrun.Outcome(line_no, receipt,
+                                                          duplicate=ev.id in replayed))
                 bar.advance(task, len(chunk))
         elapsed = time.perf_counter() - started
         result.summary = dryrun.summarize(result, engine)
@@ -131,7 +140,7 @@ def register(cli: click.Group, rulesets_option) -> None:
     def member(member_id: str, rulesets: tuple[Path, ...], db: str | None, at: str | None,
                fmt: str) -> None:
         """Show a member: tier, balances, qualification, vouchers, counters."""
-        engine = open_engine(rulesets, db)
+        engine = open_engine(rulesets, db, reading=True)
         snap = engine.member(member_id, parse_when(at))
         history = engine.tier_history(snap.id)
         engine.close()
@@ -163,7 +172,7 @@ def register(cli: click.Group, rulesets_option) -> None:
     def statement(member_id: str, rulesets: tuple[Path, ...], db: str | None,
                   since: str | None, fmt: str) -> None:
         """A member's ledger entries with the running balance."""
-        engine = open_engine(rulesets, db)
+        engine = open_engine(rulesets, db, reading=True)
         st = engine.statement(member_id, parse_when(since))
         engine.close()
         if fmt == "json":
@@ -221,7 +230,7 @@ def register(cli: click.Group, rulesets_option) -> None:
     @format_option
     def ledger_check(rulesets: tuple[Path, ...], db: str | None, fmt: str) -> None:
         """Re-derive every balance from entries and lots; exit 1 on any difference."""
-        engine = open_engine(rulesets, db)
+        engine = open_engine(rulesets, db, reading=True)
         result = engine.check_ledger()
         engine.close()
         if fmt == "json":
@@ -257,7 +266,7 @@ def register(cli: click.Group, rulesets_option) -> None:
     def settlement(rulesets: tuple[Path, ...], db: str | None, since: str | None,
                    until: str | None, fmt: str) -> None:
         """What each line owes each other line for points spent in the period."""
-        engine = open_engine(rulesets, db)
+        engine = open_engine(rulesets, db, reading=True)
         rows = engine.settlement(parse_when(since), parse_when(until))
         engine.close()
         if fmt == "json":

@@ -68,6 +68,7 @@ class Engine:
         self.store = store
         self.secret: str | None = group_secret(None)
         self.duplicates = 0  # resubmissions answered with their original receipt
+        self.replayed: list[str] = []  # their ids, for callers that report per event
         first = rulebook.groups[0].policy
         lowest, window = first.tiers[0].id, first.qualification.window_months
         if state is None:
@@ -233,6 +234,7 @@ class Engine:
             same, receipt = previous
             if same:
                 self.duplicates += 1
+                self.replayed.append(ev.id)
                 return receipt
             if strict:
                 raise IdempotencyConflict(ev.id, ev.member)
@@ -481,18 +483,19 @@ class Engine:
     def _need_store(self, what: str) -> Store:
         if self.store is None:
             raise ConfigurationError(f"{what} reads the durable ledger: open the engine with "
-                                     "a database (db=... or --db / LOYALTY_DB)")
+                                     "a database (Engine.open(..., db=URL); the CLI reads "
+                                     "--db or LOYALTY_DB)")
         return self.store
 
     # --- administration ------------------------------------------------------------------
 
     def redeem(self, member_id: str, points: int, *, line: str, event_id: str,
-               at: datetime | None = None, reference: str = "") -> Receipt:
+               at: datetime, reference: str = "") -> Receipt:
         """Spend ``points`` of the member's at ``line`` (the built-in ``redeem`` event):
-        rejected, with the reason, if it would overdraw or breaks the redemption policy."""
+        rejected, with the reason, if it would overdraw or breaks the redemption policy.
+        ``at`` is required: a retry must resend the same time to be recognised as one."""
         return self.process({"id": event_id, "line": line, "type": "redeem",
-                             "member": member_id,
-                             "occurred_at": (at or datetime.now(UTC)).isoformat(),
+                             "member": member_id, "occurred_at": at.isoformat(),
                              "data": {"points": points, "reference": reference}})
 
     def assign_tier(self, member_id: str, tier: str, *, reason: str, until: datetime,

@@ -100,7 +100,7 @@ class Entry:
 
     id: str
     member: str
-    kind: str  # earn | hold | vest | void | reverse | redeem | expire | shortfall | merge
+    kind: str  # earn | vest | reverse | redeem | expire | repay | shortfall | merge
     at: datetime
     event_id: str | None
     postings: tuple[Posting, ...]

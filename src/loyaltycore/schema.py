@@ -32,6 +32,14 @@ def database_url(db: str | Path | None = None) -> str:
     return value
 
 
+def sqlite_path(url: str) -> str | None:
+    """The file of a SQLite URL (None for other databases and in-memory SQLite)."""
+    if not url.startswith("sqlite"):
+        return None
+    path = url.split(":///", 1)[1] if ":///" in url else ""
+    return path or None if path != ":memory:" else None
+
+
 def connect(url: str) -> SqlEngine:
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": 60, "isolation_level": None})

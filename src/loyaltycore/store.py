@@ -22,12 +22,15 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import and_, func, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.exc import OperationalError
 
+from .errors import ConfigurationError
 from .events import Event
 from .ledger import Changes, Grant, Lot
 from .memory import Facts, Member, MemoryState
@@ -35,7 +38,7 @@ from .periods import period_key
 from .receipts import Receipt
 from .reviews import review_dates
 from .rulesets import GroupPolicy
-from .schema import connect, database_url, upgrade
+from .schema import connect, database_url, sqlite_path, upgrade
 from .tables import (
     ActivityRow,
     BucketRow,
@@ -84,9 +87,23 @@ def _month_of(index: int) -> tuple[int, int]:
 
 def digest(event: Event) -> str:
     """A stable fingerprint of the event (the same in every process and machine); like
-    :func:`loyaltycore.memory.fingerprint`, it leaves out the member."""
-    return hashlib.blake2b(event.model_dump_json(exclude={"member"}).encode(),
-                           digest_size=16).hexdigest()
+    :func:`loyaltycore.memory.fingerprint`, it leaves out the member, and it sees values,
+    not spellings: ``120.0`` and ``120.00``, or one instant in two UTC offsets, are the
+    same event resent."""
+    canonical = _canonical(event.model_dump(exclude={"member"}))
+    return hashlib.blake2b(repr(canonical).encode(), digest_size=16).hexdigest()
+
+
+def _canonical(value: Any) -> Any:
+    if isinstance(value, dict):
+        return tuple(sorted((k, _canonical(v)) for k, v in value.items()))
+    if isinstance(value, list | tuple):
+        return tuple(_canonical(v) for v in value)
+    if isinstance(value, Decimal):
+        return ("d", str(value.normalize()) if value else "0")
+    if isinstance(value, datetime):
+        return ("t", value.astimezone(UTC).isoformat())
+    return value
 
 
 def _chunks(seq: Sequence[Any], n: int = IN_CHUNK) -> Iterator[Sequence[Any]]:
@@ -104,13 +121,32 @@ class Store:
         self._insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
 
     @classmethod
-    def open(cls, db: str | None = None, *, migrate: bool = True) -> Store:
+    def open(cls, db: str | None = None, *, migrate: bool = True,
+             must_exist: bool = False) -> Store:
         """Open ``db`` (URL or SQLite path; default ``LOYALTY_DB`` or ./loyalty.db) and
-        bring its schema to the latest migration."""
-        store = cls(database_url(db))
-        if migrate:
-            upgrade(store.engine)
+        bring its schema to the latest migration. ``must_exist``: refuse a SQLite file that
+        is not there (a reader with a mistyped path must not get an empty, "clean" ledger).
+        """
+        url = database_url(db)
+        path = sqlite_path(url)
+        if must_exist and path is not None and not Path(path).is_file():
+            raise ConfigurationError(f"no database at {path} (check --db / LOYALTY_DB)")
+        store = cls(url)
+        try:
+            if migrate:
+                upgrade(store.engine)
+            else:
+                store.engine.connect().close()
+        except OperationalError as exc:
+            store.close()
+            reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+            raise ConfigurationError(f"cannot open the database {store.safe_url}: "
+                                     f"{reason}") from None
         return store
+
+    @property
+    def safe_url(self) -> str:
+        return make_url(self.url).render_as_string(hide_password=True)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -123,9 +159,13 @@ class Store:
 
     @contextmanager
     def reading(self) -> Iterator[Connection]:
-        """A read-only transaction, always rolled back (SQLite: takes no write lock)."""
+        """A read-only transaction, always rolled back (SQLite: takes no write lock). On
+        PostgreSQL it reads one snapshot, so a report spanning several queries (``ledger
+        check``) never mixes before and after a concurrent commit."""
         with self.engine.connect() as conn:
             conn.execution_options(loyalty_read=True)
+            if self.dialect == "postgresql":
+                conn.execution_options(isolation_level="REPEATABLE READ")
             try:
                 yield conn
             finally:
@@ -209,6 +249,7 @@ class SqlState(MemoryState):
         load); ``related``: member → event ids its events refer to (refund facts to load);
         ``event_keys``: member → event ids of the batch (earlier receipts to load)."""
         self.conn = conn
+        self.rejects = []  # a retried unit of work must not keep the failed attempt's
         ids = sorted(i for i in members if i not in self.members or self.write)
         if not ids:
             self._load_events(conn, related, event_keys)
