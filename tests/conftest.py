@@ -59,7 +59,7 @@ def make_event():
 # The ledger is tested on real SQLite files and a real PostgreSQL (never skipped: a
 # PostgreSQL that cannot be reached fails these tests). Each test gets its own schema.
 
-PG_URL = os.environ.get("LOYALTY_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+PG_URL = support.PG_URL
 
 
 @pytest.fixture

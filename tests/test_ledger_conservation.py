@@ -373,12 +373,6 @@ def test_a_conflict_inside_one_batch_is_rejected_without_holding_back_the_batch(
     assert report.clean and report.lines["retail"].issued == 1500
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "statements.statement_from_db/statement_from_journal order entries by (at, entry id): "
-    "entries of the same instant come in the alphabetical order of their ids, not the "
-    "order they were recorded, so a redemption (id a1) of points earned at the same "
-    "instant (id z1) is listed first and the running balance shows -100 for a member "
-    "who never owed anything"))
 def test_a_statement_lists_entries_of_the_same_instant_in_the_order_they_happened(ledger, ev):
     engine = ledger()
     assert engine.process(ev.play("100", id="z1", at="2026-03-02")).points == 105

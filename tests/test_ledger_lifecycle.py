@@ -116,12 +116,6 @@ def test_a_refund_larger_than_the_rest_of_the_purchase_is_rejected(ledger, ev):
 
 def test_a_refund_out_of_bounds_says_the_amounts_as_they_were_sent(ledger, ev, db_url,
                                                                      request):
-    if db_url.startswith("postgresql"):
-        request.applymarker(pytest.mark.xfail(strict=True, reason=(
-            "tables.Exact.process_result_value normalizes NUMERIC values read from "
-            "PostgreSQL (Decimal('1000.00000000').normalize() == Decimal('1E+3')), so the "
-            "refund facts loaded from the database print as 1E+3 / 2.5E+2 in the receipt's "
-            "violation message, numbers and trace; SQLite and a dry-run say 1000 / 250")))
     engine = ledger(arcade=False)
     engine.process(ev.purchase("1000", id="p1", at="2026-03-02"))  # 1200 pending
     f1 = engine.process(ev.refund("p1", "250", id="f1", at="2026-03-03"))
@@ -358,11 +352,6 @@ def test_inactivity_is_reset_by_any_accepted_event_but_not_by_a_rejected_one(led
         ("expire", when("2026-07-01"), -100, "inactivity")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "memory.MemoryState._advance expires a lot that was still pending at its expiry date "
-    "right when it vests, but dates the expire entry at lots' expires_at (before the vest "
-    "entry): the statement's running balance goes negative with no debt, and a statement "
-    "since a day in between opens at available -1200 while Engine.member says 0"))
 def test_points_pending_over_the_year_end_never_show_a_negative_balance(ledger, ev):
     engine = ledger("year_end", arcade=False)
     # 1000 + 200 pending from 12-28 until 2027-01-04, but they expire at 2027-01-01.
@@ -453,11 +442,6 @@ def test_a_manual_tier_holds_through_reviews_until_it_ends_then_is_judged_again(
     assert utc(history[1]["at"]).astimezone(until.tzinfo).date() == until.date()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "memory.MemoryState.review ends a manual tier at the start of the local day of "
-    "`until` (manual_end = until's date, judged whenever up_to >= that date): an event "
-    "3 hours before `until` already finds the member on the judged tier, and the "
-    "manual-expired move is dated before the manual tier's valid_until"))
 def test_a_manual_tier_holds_until_its_end_time_not_until_the_start_of_that_day(ledger, ev):
     engine = ledger(arcade=False)
     engine.process(ev.purchase("100", id="h1", member="H1", at="2026-03-02"))

@@ -292,6 +292,8 @@ register(cli, _rulesets_option)
 from .cli_plugin import register as register_plugin  # noqa: E402
 
 register_plugin(cli, _rulesets_option)
+from .cli_demo import register as register_demo  # noqa: E402, I001
+register_demo(cli, _rulesets_option)
 
 
 def main() -> None:  # pragma: no cover

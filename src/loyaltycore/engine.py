@@ -165,6 +165,22 @@ class Engine:
         with self._members_at([profile.id], at) as state:
             state.enrol(profile)
 
+    def enrol_many(self, profiles: Iterable[MemberProfile | Mapping[str, Any]], *,
+                   batch_size: int = 1000) -> int:
+        """:meth:`enrol` for many members, a transaction per ``batch_size`` of them."""
+        items = [p if isinstance(p, MemberProfile) else MemberProfile.model_validate(p)
+                 for p in profiles]
+        if not isinstance(self.state, SqlState) or not self.state.write:
+            for p in items:
+                self.state.enrol(p)
+            return len(items)
+        for i in range(0, len(items), batch_size):
+            chunk = items[i:i + batch_size]
+            with self._members_at([p.id for p in chunk], datetime.now(UTC)) as state:
+                for p in chunk:
+                    state.enrol(p)
+        return len(items)
+
     def decide(self, event: Mapping[str, Any] | Event, *, explain: bool = False) -> Decision:
         """The full decision for ``event`` against current state, checked, not applied."""
         ev = self._resolved(self.parse_event(event))
@@ -240,9 +256,7 @@ class Engine:
                 raise IdempotencyConflict(ev.id, ev.member)
             conflict = IdempotencyConflict(ev.id, ev.member)
             if isinstance(state, SqlState):
-                state.rejects.append(dict(source=None, line_no=None, member_id=ev.member,
-                                          event_id=ev.id, reason=str(conflict), raw=None,
-                                          at=datetime.now(UTC)))
+                state.record_conflict(ev, str(conflict))
             return rejected_receipt(ev, Violation(invariant="idempotency",
                                                   message=str(conflict)))
         state.advance(ev.member, ev.occurred_at)
@@ -251,7 +265,7 @@ class Engine:
         if gb is not None:
             cal = calendar_scope(ev, gb.tz)
             state.start_reviews(ev.member, ev.occurred_at, cal["local_date"])
-            state.review(ev.member, gb.policy, gb.tz, cal["local_date"])
+            state.review(ev.member, gb.policy, gb.tz, cal["local_date"], ev.occurred_at)
         decision = self._decide_in(ev, explain, gb, cal)
         receipt = receipt_of(decision)
         state.apply(decision, receipt)
@@ -306,7 +320,8 @@ class Engine:
                     if rel:
                         related.setdefault(mid, set()).add(rel)
                 state.policy = gb.policy if gb is not None else None
-                state.begin(conn, first, local_dates, related, keys)
+                state.begin(conn, first, local_dates, related, keys,
+                            until=max(ev.occurred_at for ev in evs))
                 yield state
         finally:
             state.end()
@@ -326,7 +341,7 @@ class Engine:
             with self.store.transaction() as conn:
                 state.policy = gb.policy
                 state.begin(conn, {i: at for i in ids}, {at.astimezone(gb.tz).date()}, {}, {},
-                            full=full)
+                            full=full, until=at)
                 yield state
                 state.flush(conn)
         finally:
@@ -357,7 +372,7 @@ class Engine:
                     m = state.members.get(mid)
                     changes_before = len(m.changes.entries) if m and m.changes else 0
                     state.advance(mid, as_of)
-                    report.moves += state.review(mid, gb.policy, gb.tz, local)
+                    report.moves += state.review(mid, gb.policy, gb.tz, local, as_of)
                     if m is not None and m.changes is not None:
                         report.tally(m.changes.entries[changes_before:])
                         report.lapsed += sum(1 for g in m.changes.grants.values()
@@ -518,8 +533,9 @@ class Engine:
             state.set_tier(mid, tier, at, reason=reason, until=until)
 
     def member(self, member_id: str, at: datetime | None = None) -> MemberSnapshot:
-        """The member as of ``at`` (default now); a new member if never seen. A merged-away
-        id answers with its survivor."""
+        """The member as of ``at`` (default now; never before the member's last event), with
+        what falls due by then applied; a new member if never seen. A merged-away id answers
+        with its survivor."""
         at = at or datetime.now(UTC)
         gb = self.rulebook.group_at(at) or self.rulebook.groups[-1]
         local = at.astimezone(gb.tz).date()
@@ -527,6 +543,7 @@ class Engine:
             member_id = self.state.resolve(member_id)
             if member_id not in self.state.members:
                 return MemberSnapshot(id=member_id, tier=gb.policy.tiers[0].id)
+            _not_before_last_activity(self.state.members[member_id], at)
             return self.state.snapshot(member_id, at, local)[0]
         with self.store.reading() as conn:
             reader = SqlState(self.store, self.state.lowest_tier, self.state.window_months,
@@ -535,6 +552,7 @@ class Engine:
             reader.begin(conn, {member_id: at}, {local}, {}, {})
             if not reader.members[member_id].has_events and not reader.exists(conn, member_id):
                 return MemberSnapshot(id=member_id, tier=gb.policy.tiers[0].id)
+            _not_before_last_activity(reader.members[member_id], at)
             return reader.snapshot(member_id, at, local)[0]
 
     def fork(self) -> Engine:
@@ -550,6 +568,16 @@ class Engine:
         twin = Engine(self.rulebook, self.plugins, copy.deepcopy(self.state))
         twin.secret = self.secret
         return twin
+
+
+def _not_before_last_activity(m: Any, at: datetime) -> None:
+    """``member(at)`` is the member now plus what falls due by ``at``; it cannot undo what
+    happened after ``at``. For the past, read the statement."""
+    if m.last_activity is not None and at < m.last_activity:
+        raise ConfigurationError(
+            f"member {m.id} has activity after {at.isoformat()}: a member view is for now "
+            "or later (what will have vested or expired by then); for an earlier date use "
+            "the statement (statement(member, since=...))")
 
 
 def _tier_row(at: datetime, from_tier: str, to_tier: str, reason: str, event_id: str | None,

@@ -107,6 +107,7 @@ class Entry:
     moves: tuple[Move, ...] = ()
     corrects: str | None = None
     memo: str = ""
+    seq: int = 0  # the member's entry counter: order among entries of the same instant
 
     def balance(self) -> int:
         return sum(p.points for p in self.postings)
@@ -162,6 +163,7 @@ class Changes:
     buckets: set[tuple[tuple[int, int], str]] = field(default_factory=set)
     active: set[tuple[tuple[int, int], str]] = field(default_factory=set)
     counters: set[str] = field(default_factory=set)
+    retired_counters: dict[str, int] = field(default_factory=dict)  # changed, then dropped
     new_grants: dict[str, Grant] = field(default_factory=dict)
     grants: dict[str, Grant] = field(default_factory=dict)
     uses: list[RightUse] = field(default_factory=list)

@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from datetime import date, datetime, time, tzinfo
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime, time, timedelta, tzinfo
 from decimal import Decimal
 from typing import Any
 
@@ -55,6 +55,7 @@ from .ledger import (
     reversed_,
 )
 from .members import MemberProfile, MemberSnapshot, Qualification
+from .periods import period_key
 from .receipts import Receipt
 from .reviews import ReviewMove, month_before, review_dates
 from .rulesets import GroupPolicy
@@ -94,6 +95,8 @@ class Member:
     facts: dict[str, Facts] = field(default_factory=dict)
     seen: dict[str, tuple[Any, Receipt | None]] = field(default_factory=dict)
     has_events: bool = False
+    entry_seq: int = 0
+    counters_day: date | None = None  # counters of periods before this day's are dropped
     last_activity: datetime | None = None
     inactive_at: datetime | None = None  # all points expire then (inactivity policy)
     next_due: datetime | None = None  # earliest vesting, expiry or lapse; None: nothing
@@ -184,6 +187,22 @@ class MemoryState:
         m = self._get(member_id, at)
         if m.reviewed_to is None:
             m.reviewed_to = local
+        if m.counters_day is None or local > m.counters_day:
+            self._keep_recent_counters(m, local)  # only moving forward: a late event must
+            # not drop the counters of the days after it
+
+    def _keep_recent_counters(self, m: Member, local: date) -> None:
+        """A member carries the counters of :func:`recent_periods`; older ones are history,
+        kept by the store but no longer part of the member a rule or a plugin sees (the same
+        in a dry-run and in the store, whose loading reads exactly these periods)."""
+        m.counters_day = local
+        keep = recent_periods(local)
+        stale = [k for k in m.counters if k.rpartition(":")[2] not in keep]
+        ch = m.changes
+        for k in stale:
+            value = m.counters.pop(k)
+            if ch is not None and k in ch.counters:
+                ch.retired_counters[k] = value  # still to be written
 
     # --- reading -------------------------------------------------------------------------
 
@@ -286,7 +305,9 @@ class MemoryState:
                            if lot.status == AVAILABLE and lot.expires_at is not None
                            and lot.expires_at <= at), key=lambda lot: (lot.expires_at, lot.id))
         for lot in expiring:
-            self._expire(m, [lot], lot.expires_at, f"{m.id}|expire|{lot.id}", "expiry date")
+            # Points still pending when their expiry came expire once they vest, not before.
+            when = max(lot.expires_at, lot.available_from or lot.expires_at)
+            self._expire(m, [lot], when, f"{m.id}|expire|{lot.id}", "expiry date")
         if m.inactive_at is not None and m.inactive_at <= at:
             live = sorted((lot for lot in m.lots.values() if lot.status == AVAILABLE),
                           key=Lot.spend_order)
@@ -323,6 +344,8 @@ class MemoryState:
     # --- the ledger's moves --------------------------------------------------------------
 
     def _post(self, m: Member, entry: Entry) -> None:
+        m.entry_seq += 1
+        entry = replace(entry, seq=m.entry_seq)
         if m.changes is not None:
             m.changes.entries.append(entry)
         if self.keep_journal:
@@ -347,6 +370,7 @@ class MemoryState:
     def _vest(self, m: Member, lot: Lot, at: datetime, event_id: str | None = None) -> None:
         points = lot.remaining
         lot.status = AVAILABLE
+        lot.available_from = at
         m.pending -= points
         m.available += points
         moves = [Move(lot.id, "vest", points, lot.line)]
@@ -617,40 +641,47 @@ class MemoryState:
 
     # --- tiers ---------------------------------------------------------------------------
 
-    def review(self, member_id: str, policy: GroupPolicy, tz: tzinfo, up_to: date
-               ) -> list[ReviewMove]:
+    def review(self, member_id: str, policy: GroupPolicy, tz: tzinfo, up_to: date,
+               at: datetime | None = None) -> list[ReviewMove]:
         """Run the tier reviews due for a member up to ``up_to`` (a local date), and end a
         manual tier whose time is up.
 
         Only reviews after the member's first event here are run: the state knows nothing of
         the qualification before it, and must not downgrade anyone for history it never saw.
-        A manual tier holds through reviews until it ends; then the member is judged like
-        everyone else, soft landing included, from that day.
+        A manual tier holds through reviews until it ends (at ``until``, to the second when
+        ``at`` is given); then the member is judged like everyone else, soft landing
+        included, from that moment.
         """
         m = self.members.get(member_id)
-        if m is None or m.reviewed_to is None or up_to <= m.reviewed_to:
+        if m is None or m.reviewed_to is None or (up_to <= m.reviewed_to
+                                                  and m.manual_until is None):
             return []
         moves = []
-        manual_end = m.manual_until.astimezone(tz).date() if m.manual_until else None
-        for day in review_dates(policy, m.enrolled_on, m.reviewed_to, up_to):
-            if manual_end is not None and day < manual_end:
-                continue
-            moves += self._judge(m, policy, tz, day, "review")
-        if manual_end is not None and manual_end <= up_to:
-            moves += self._judge(m, policy, tz, manual_end, "manual-expired")
+        until = m.manual_until
+        if up_to > m.reviewed_to:
+            manual_end = until.astimezone(tz).date() if until else None
+            for day in review_dates(policy, m.enrolled_on, m.reviewed_to, up_to):
+                if manual_end is not None and day <= manual_end:
+                    continue
+                moves += self._judge(m, policy, tz, day, "review")
+            m.reviewed_to = up_to
+        ended = until is not None and (until <= at if at is not None
+                                       else until.astimezone(tz).date() <= up_to)
+        if ended:
+            moves += self._judge(m, policy, tz, until.astimezone(tz).date(), "manual-expired",
+                                 at=until)
             m.manual_until = m.manual_reason = None
-        m.reviewed_to = up_to
-        m.qual_cache = None
-        self.review_log.extend(moves)
+        if moves:
+            self.review_log.extend(moves)
         return moves
 
-    def _judge(self, m: Member, policy: GroupPolicy, tz: tzinfo, day: date, reason: str
-               ) -> list[ReviewMove]:
+    def _judge(self, m: Member, policy: GroupPolicy, tz: tzinfo, day: date, reason: str, *,
+               at: datetime | None = None) -> list[ReviewMove]:
         q = self._qualification(m, month_before(day))
         target = review_target(policy, m.tier, q)
         if target == m.tier:
             return []
-        at = datetime.combine(day, time(0), tz)
+        at = at or datetime.combine(day, time(0), tz)
         self._tier_move(m, TierMove(m.id, at, m.tier, target, reason))
         move = ReviewMove(m.id, day, m.tier, target)
         m.tier = target
@@ -754,6 +785,23 @@ def merge_members(state: MemoryState, s: Member, a: Member, at: datetime, reason
         a.changes.tier_moves.append(TierMove(a.id, at, a.tier, a.tier, "merge", None,
                                              f"merged into {s.id}: {reason}"))
     return entry
+
+
+RECENT_DAYS, RECENT_WEEKS, RECENT_MONTHS, RECENT_YEARS = 31, 5, 12, 2
+
+
+def recent_periods(day: date) -> set[str]:
+    """Counter period keys a member carries on ``day``: the last 31 days, 5 weeks, 12 months
+    and 2 years (each including the current one), and lifetime. Enough for caps, quotas and
+    streaks of a month; older counters stay in the store but no rule or plugin sees them."""
+    keys = {"all"}
+    keys.update(period_key("day", day - timedelta(days=i)) for i in range(RECENT_DAYS))
+    keys.update(period_key("week", day - timedelta(weeks=i)) for i in range(RECENT_WEEKS))
+    index = day.year * 12 + day.month - 1
+    keys.update(f"m{(index - i) // 12:04d}-{(index - i) % 12 + 1:02d}"
+                for i in range(RECENT_MONTHS))
+    keys.update(f"y{day.year - i:04d}" for i in range(RECENT_YEARS))
+    return keys
 
 
 def _merge_postings(postings: list[Posting]) -> list[Posting]:

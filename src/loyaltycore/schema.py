@@ -73,6 +73,10 @@ def upgrade(engine: SqlEngine, revision: str = "head") -> None:
     """Migrate the database to ``revision`` (default: the latest)."""
     cfg = alembic_config()
     with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            # Workers opening a fresh database together must not all create the tables:
+            # one migrates, the others wait and then find it done.
+            conn.exec_driver_sql("SELECT pg_advisory_xact_lock(7270917)")
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, revision)
 

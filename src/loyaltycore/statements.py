@@ -65,7 +65,7 @@ def statement_from_journal(member: str, ids: set[str], journal: Iterable[Entry],
                            since: datetime | None) -> Statement:
     opening = [0, 0]
     rows = []
-    for e in sorted(journal, key=lambda e: (e.at, e.id)):
+    for e in sorted(journal, key=lambda e: (e.at, e.seq, e.id)):
         d = [0, 0]
         for p in e.postings:
             if p.member in ids:
@@ -93,20 +93,21 @@ def statement_from_db(conn: Connection, member: str, since: datetime | None) -> 
         for account, total in conn.execute(q):
             opening[0 if account == AVAILABLE else 1] = int(total)
     q = select(ENTRIES.c.id, ENTRIES.c.at, ENTRIES.c.kind, ENTRIES.c.event_id, ENTRIES.c.memo,
-               POSTINGS.c.account, POSTINGS.c.points) \
+               ENTRIES.c.seq, POSTINGS.c.account, POSTINGS.c.points) \
         .outerjoin(POSTINGS, and_(POSTINGS.c.entry_id == ENTRIES.c.id, mine)) \
         .where(or_(ENTRIES.c.member_id.in_(ids), POSTINGS.c.member_id.in_(ids)))
     if since is not None:
         q = q.where(ENTRIES.c.at >= since)
     grouped: dict[str, list] = {}
     for r in conn.execute(q):
-        g = grouped.setdefault(r.id, [r.at, r.kind, r.id, r.event_id, 0, 0, r.memo])
+        g = grouped.setdefault(r.id, [r.at, r.kind, r.id, r.event_id, 0, 0, r.memo, r.seq])
         if r.account == AVAILABLE:
             g[4] += r.points
         elif r.account == PENDING:
             g[5] += r.points
-    rows = sorted(grouped.values(), key=lambda g: (g[0], g[2]))
-    return build_statement(member, since, [tuple(g) for g in rows], (opening[0], opening[1]))
+    rows = sorted(grouped.values(), key=lambda g: (g[0], g[7], g[2]))
+    return build_statement(member, since, [tuple(g[:7]) for g in rows],
+                           (opening[0], opening[1]))
 
 
 class Settlement(BaseModel):

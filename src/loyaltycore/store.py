@@ -25,7 +25,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import and_, func, select, tuple_, update
+from sqlalchemy import and_, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import OperationalError
@@ -33,8 +33,7 @@ from sqlalchemy.exc import OperationalError
 from .errors import ConfigurationError
 from .events import Event
 from .ledger import Changes, Grant, Lot
-from .memory import Facts, Member, MemoryState
-from .periods import period_key
+from .memory import Facts, Member, MemoryState, recent_periods
 from .receipts import Receipt
 from .reviews import review_dates
 from .rulesets import GroupPolicy
@@ -242,7 +241,7 @@ class SqlState(MemoryState):
 
     def begin(self, conn: Connection, members: dict[str, datetime], local_dates: set[date],
               related: dict[str, set[str]], event_keys: dict[str, set[str]], *,
-              full: bool = False) -> None:
+              full: bool = False, until: datetime | None = None) -> None:
         """Lock and load ``members`` (id → time of its first event in the batch).
 
         ``local_dates``: the events' dates in the group timezone (which counter periods to
@@ -270,7 +269,20 @@ class SqlState(MemoryState):
             if self.write:
                 m.changes = Changes()
         self._load_details(conn, ids, local_dates, full or not self.write)
+        if until is not None:
+            # Members with something falling due in the batch need their lots: one query
+            # for all of them rather than one each when their event comes.
+            due = [i for i in ids if (d := self.members[i].next_due) is not None and d <= until]
+            self._preload_lots(conn, due)
         self._load_events(conn, related, event_keys)
+
+    def _preload_lots(self, conn: Connection, ids: Sequence[str]) -> None:
+        for part in _chunks(ids):
+            for r in conn.execute(select(LOTS).where(LOTS.c.member_id.in_(part),
+                                                     LOTS.c.status != "closed")):
+                self.members[r.member_id].lots.setdefault(r.id, _lot(r))
+            for i in part:
+                self.members[i].lots_complete = True
 
     def _load_events(self, conn: Connection, related: dict[str, set[str]],
                      event_keys: dict[str, set[str]]) -> None:
@@ -279,12 +291,8 @@ class SqlState(MemoryState):
         members = self.members
         pairs = [(mid, eid) for mid, eids in event_keys.items() for eid in eids
                  if eid not in members[mid].seen]
-        for part in _chunks(pairs):
-            for r in conn.execute(select(EVENTS.c.member_id, EVENTS.c.event_id,
-                                         EVENTS.c.fingerprint, EVENTS.c.receipt)
-                                  .where(tuple_(EVENTS.c.member_id, EVENTS.c.event_id)
-                                         .in_(part))):
-                members[r.member_id].seen[r.event_id] = (r.fingerprint, r.receipt)
+        for r in _by_member_and_id(conn, pairs, EVENTS.c.fingerprint, EVENTS.c.receipt):
+            members[r.member_id].seen[r.event_id] = (r.fingerprint, r.receipt)
         wanted = [(mid, eid) for mid, eids in related.items() for eid in eids
                   if eid not in members[mid].facts]
         self._load_facts(conn, wanted)
@@ -308,7 +316,8 @@ class SqlState(MemoryState):
             id=row.id, tier=row.tier, birth_month=row.birth_month, enrolled_on=row.enrolled_on,
             tier_since=row.tier_since, manual_until=row.manual_until,
             manual_reason=row.manual_reason, available=row.available, pending=row.pending,
-            debt=row.debt, has_events=row.has_events, last_activity=row.last_activity,
+            debt=row.debt, has_events=row.has_events, entry_seq=row.entry_seq,
+            last_activity=row.last_activity,
             inactive_at=row.inactive_at, next_due=row.next_due, reviewed_to=row.reviewed_to,
             merged_into=row.merged_into)
 
@@ -321,8 +330,7 @@ class SqlState(MemoryState):
                     + [month_index((m.reviewed_to.year, m.reviewed_to.month))
                        for m in (members[i] for i in ids) if m.reviewed_to is not None])
         floor -= self.window_months + 1
-        periods = None if full else sorted({k for d in local_dates for p in PERIODS
-                          if (k := period_key(p, d)) is not None})
+        periods = None if full else sorted({k for d in local_dates for k in recent_periods(d)})
         for i in ids:
             members[i].lots_complete = False
         for part in _chunks(ids):
@@ -348,21 +356,29 @@ class SqlState(MemoryState):
         assert self.conn is not None, "lots are loaded inside a unit of work"
         for r in self.conn.execute(select(LOTS).where(LOTS.c.member_id == m.id,
                                                       LOTS.c.status != "closed")):
-            m.lots.setdefault(r.id, Lot(
-                id=r.id, member=r.member_id, line=r.line, points=r.points,
-                remaining=r.remaining, status=r.status, earned_at=r.earned_at,
-                available_from=r.available_from, vests_on=r.vests_on,
-                expires_at=r.expires_at, source_event=r.source_event, rule=r.rule,
-                origin=r.origin, entry=r.entry_id))
+            m.lots.setdefault(r.id, _lot(r))
 
     def _load_facts(self, conn: Connection, pairs: Sequence[tuple[str, str]]) -> None:
-        for part in _chunks(pairs):
-            for r in conn.execute(select(EVENTS).where(
-                    tuple_(EVENTS.c.member_id, EVENTS.c.event_id).in_(part),
-                    EVENTS.c.status == "accepted")):
+        for r in _by_member_and_id(conn, pairs, EVENTS.c.status, EVENTS.c.line,
+                                   EVENTS.c.amount, EVENTS.c.points, EVENTS.c.refunded,
+                                   EVENTS.c.reversed, EVENTS.c.refundable):
+            if r.status == "accepted":
                 self.members[r.member_id].facts[r.event_id] = Facts(
                     line=r.line, amount=r.amount, points=r.points, refunded=r.refunded,
                     reversed=r.reversed, refundable=r.refundable)
+
+    def record_conflict(self, event: Event, reason: str) -> None:
+        """Keep a resubmission that conflicts with its id's first payload among the rejects,
+        once (a re-run file must not add it again)."""
+        assert self.conn is not None
+        known = self.conn.execute(select(REJECTS.c.id).where(
+            REJECTS.c.member_id == event.member, REJECTS.c.event_id == event.id,
+            REJECTS.c.raw == (raw := event.model_dump_json()))).first()
+        if known is None and not any(r["event_id"] == event.id and r["raw"] == raw
+                                     and r["member_id"] == event.member for r in self.rejects):
+            self.rejects.append(dict(source=None, line_no=None, member_id=event.member,
+                                     event_id=event.id, reason=reason, raw=raw,
+                                     at=datetime.now(UTC)))
 
     def original(self, member_id: str, event_id: str) -> Any:
         m = self.members.get(member_id)
@@ -406,8 +422,10 @@ class SqlState(MemoryState):
                 w.active.append(dict(member_id=m.id, month=month_index(month), line=line))
             for key in ch.counters:
                 name, _, period = key.rpartition(":")
+                value = m.counters.get(key)
                 w.counters.append(dict(member_id=m.id, name=name, period=period,
-                                       value=m.counters[key]))
+                                       value=ch.retired_counters[key] if value is None
+                                       else value))
             w.grants_of(ch)
             for u in ch.uses:
                 w.uses.append(dict(member_id=u.member, event_id=u.event_id, right=u.right,
@@ -432,6 +450,30 @@ class SqlState(MemoryState):
         if self.write:
             self.members = {}
             self.aliases = {}
+
+
+def _by_member_and_id(conn: Connection, pairs: Sequence[tuple[str, str]], *columns: Any
+                      ) -> Iterator[Any]:
+    """Rows of ``events`` for (member, event id) pairs, through the primary key.
+
+    ``(member_id, event_id) IN (VALUES ...)`` makes SQLite scan the whole table (the cost
+    of every batch then grows with history); two IN lists use the key on both databases,
+    and the few extra rows they match are dropped here."""
+    wanted = set(pairs)
+    for part in _chunks(sorted(wanted)):
+        q = select(EVENTS.c.member_id, EVENTS.c.event_id, *columns).where(
+            EVENTS.c.member_id.in_({m for m, _ in part}),
+            EVENTS.c.event_id.in_({e for _, e in part}))
+        for r in conn.execute(q):
+            if (r.member_id, r.event_id) in wanted:
+                yield r
+
+
+def _lot(r: Any) -> Lot:
+    return Lot(id=r.id, member=r.member_id, line=r.line, points=r.points,
+               remaining=r.remaining, status=r.status, earned_at=r.earned_at,
+               available_from=r.available_from, vests_on=r.vests_on, expires_at=r.expires_at,
+               source_event=r.source_event, rule=r.rule, origin=r.origin, entry=r.entry_id)
 
 
 class _Writes:
@@ -459,14 +501,15 @@ class _Writes:
             m_id=m.id, tier=m.tier, tier_since=m.tier_since, manual_until=m.manual_until,
             manual_reason=m.manual_reason, birth_month=m.birth_month,
             enrolled_on=m.enrolled_on, available=m.available, pending=m.pending, debt=m.debt,
-            has_events=m.has_events, last_activity=m.last_activity,
+            has_events=m.has_events, entry_seq=m.entry_seq, last_activity=m.last_activity,
             inactive_at=m.inactive_at, next_due=m.next_due, reviewed_to=m.reviewed_to,
             next_review=next_review, merged_into=m.merged_into))
 
     def ledger(self, ch: Changes) -> None:
         for e in ch.entries:
             self.entries.append(dict(id=e.id, member_id=e.member, kind=e.kind, at=e.at,
-                                     event_id=e.event_id, corrects=e.corrects, memo=e.memo))
+                                     seq=e.seq, event_id=e.event_id, corrects=e.corrects,
+                                     memo=e.memo))
             for i, p in enumerate(e.postings):
                 self.postings.append(dict(entry_id=e.id, seq=i, account=p.account,
                                           member_id=p.member, points=p.points))
@@ -484,7 +527,7 @@ class _Writes:
                 entry_id=lot.entry))
         for lot in ch.lots.values():
             self.lots.append(dict(l_id=lot.id, remaining=lot.remaining, status=lot.status,
-                                  member_id=lot.member))
+                                  member_id=lot.member, available_from=lot.available_from))
 
     def grants_of(self, ch: Changes) -> None:
         for g in ch.new_grants.values():
@@ -518,7 +561,8 @@ class _Writes:
         if self.lots:
             conn.execute(update(LOTS).where(LOTS.c.id == bindparam("l_id")).values(
                 remaining=bindparam("remaining"), status=bindparam("status"),
-                member_id=bindparam("member_id")), self.lots)
+                member_id=bindparam("member_id"), available_from=bindparam("available_from")),
+                self.lots)
         if self.grants:
             conn.execute(update(GRANTS).where(GRANTS.c.id == bindparam("g_id")).values(
                 remaining=bindparam("remaining"), status=bindparam("status"),

@@ -50,7 +50,8 @@ class Exact(TypeDecorator):
 
     def load_dialect_impl(self, dialect):
         if dialect.name == "postgresql":
-            return dialect.type_descriptor(Numeric(30, 8, asdecimal=True))
+            # Unconstrained NUMERIC keeps the scale it was given: 1000.00 stays 1000.00.
+            return dialect.type_descriptor(Numeric(asdecimal=True))
         return dialect.type_descriptor(String(64))
 
     def process_bind_param(self, value, dialect):
@@ -61,7 +62,7 @@ class Exact(TypeDecorator):
     def process_result_value(self, value, dialect):
         if value is None:
             return None
-        return Decimal(value).normalize() if dialect.name == "postgresql" else Decimal(value)
+        return value if isinstance(value, Decimal) else Decimal(value)
 
 
 def _ts(nullable: bool = True, index: bool = False) -> Column:
@@ -86,6 +87,7 @@ class MemberRow(SQLModel, table=True):
     pending: int = Field(default=0, sa_column=_points())
     debt: int = Field(default=0, sa_column=_points())
     has_events: bool = False
+    entry_seq: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, default=0))
     last_activity: datetime | None = Field(default=None, sa_column=_ts())
     inactive_at: datetime | None = Field(default=None, sa_column=_ts())
     next_due: datetime | None = Field(default=None, sa_column=_ts(index=True))
@@ -150,6 +152,8 @@ class EntryRow(SQLModel, table=True):
     member_id: str = Field(max_length=128)
     kind: str = Field(max_length=20)
     at: datetime = Field(sa_column=_ts(nullable=False))
+    seq: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, default=0),
+                     description="order of the member's entries (several can share an instant)")
     event_id: str | None = Field(default=None, max_length=128)
     corrects: str | None = Field(default=None, max_length=400)
     memo: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))

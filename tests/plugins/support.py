@@ -6,6 +6,7 @@ example; tests/conftest.py wraps them as fixtures for everything else.
 
 from __future__ import annotations
 
+import os
 from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -249,6 +250,9 @@ def line_containing(path: Path, text: str) -> int:
         if text in line:
             return no
     raise AssertionError(f"{text!r} not in {path}")
+
+
+PG_URL = os.environ.get("LOYALTY_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 
 
 def pg_schema(base_url: str) -> tuple[str, Any]:
