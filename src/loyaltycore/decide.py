@@ -24,6 +24,7 @@ from .effects import (
     TierChange,
     Trace,
     UseRight,
+    maker,
     trusted,
 )
 from .errors import EvaluationError, PluginError
@@ -32,13 +33,13 @@ from .members import MemberSnapshot, Qualification
 from .periods import period_key
 from .receipts import RuleMiss, Violation
 from .rights import grant_effect, quota_room, right_counters
-from .rulebook import CompiledRule, GroupBook, LineBook, RuleBook, TypeRules
+from .rulebook import CompiledRule, GroupBook, LineBook, RuleBook, Step, TypeRules
 from .rulesets import Cap, Pending
 from .sandbox import as_evaluation_error
 
 _ROUNDING = {"floor": ROUND_FLOOR, "half_up": ROUND_HALF_UP, "half_even": ROUND_HALF_EVEN,
              "ceiling": ROUND_CEILING}
-_EMPTY_RULES = TypeRules()
+_ZERO = Decimal(0)
 _SOURCE_INDEX = {s: i for i, s in enumerate(SOURCES)}
 
 
@@ -123,32 +124,204 @@ def decide(event: Event, member: MemberSnapshot, book: RuleBook, *, history: His
             member_scope(member, local_date, gb.tier_rank.get(member.tier, 0), is_new),
             qualification_scope(member, credits, event.line), {}, pol)
     decision.args = args
-    rules = lb.by_type.get(event.type, _EMPTY_RULES) if lb is not None else _EMPTY_RULES
-    cross = gb.cross_sell.get(event.key, _EMPTY_RULES)
-    runner = _RuleRunner(decision, gb, args, explain)
+    plan = book.plan(gb, lb, event.line, event.type)
+    selected = None
+    if not explain:
+        try:
+            selected = plan.select(*args)
+        except Exception:  # noqa: BLE001 - the rule-by-rule path below names the rule
+            selected = None
+    added: dict[str, Decimal] | None = None
     try:
-        runner.earn(rules, cross)
-        runner.credits(rules.credit)
-        runner.grants(rules.grant, lb)
-        runner.reversals(rules.reverse, history)
+        if selected is None:
+            # Rule by rule, recording why rules did not fire: with --explain, or when a
+            # condition failed (this path finds which rule, in the order rules run).
+            runner = _RuleRunner(decision, gb, args, explain)
+            runner.earn(plan.rules, plan.cross)
+            runner.credits(plan.rules.credit)
+            runner.grants(plan.rules.grant, lb)
+            runner.reversals(plan.reverse, history)
+        else:
+            added = _run_selected(decision, selected, gb, lb, args)
+            if plan.reverse:
+                _RuleRunner(decision, gb, args, False).reversals(plan.reverse, history)
     except _Rejected:
         return decision
+    rights = plan.has_grants
     if event.type == "use_right":
+        rights = True
         decision.effects.append(trusted(UseRight, dict(
             line=event.line, rule=None, source="core", trace=trusted(Trace, dict(
                 rule="use_right", version=None, file=None,
                 detail=f"member uses {event.data.quantity} x {event.data.right}", values={})),
             kind="use_right", right=event.data.right, quantity=event.data.quantity)))
     if plugins is not None and plugins.has_decide_hooks(event.line):
+        added = None  # a plugin's effects may hold credit too: _tiers sums them all
+        rights = True
         try:
             decision.effects.extend(plugins.decide(event, member, policy))
         except PluginError as exc:
             decision.violations.append(Violation(invariant="plugin", message=str(exc),
                                                  rule=f"plugin:{exc.plugin}"))
             return decision
-    _tiers(decision, gb, book, plugins)
-    right_counters(decision, gb, lb)
+    if _tiers(decision, gb, book, plugins, added) or rights:
+        right_counters(decision, gb, lb)
     return decision
+
+
+# Positional trusted() builders, in each model's field order (see effects.maker).
+_trace = maker(Trace)
+_earn = maker(EarnPoints)
+_hold = maker(HoldPoints)
+_credit = maker(QualifyingCredit)
+_period_keys: dict[tuple[str, date], str | None] = {}
+
+
+def _period(per: str, day: date) -> str | None:
+    """:func:`period_key`, remembered: a few hundred distinct days cover a whole stream."""
+    try:
+        return _period_keys[per, day]
+    except KeyError:
+        if len(_period_keys) > 8192:
+            _period_keys.clear()
+        key = _period_keys[per, day] = period_key(per, day)
+        return key
+
+
+def _fail(decision: Decision, rule: CompiledRule, exc: BaseException) -> None:
+    err = exc if isinstance(exc, EvaluationError) else as_evaluation_error(exc, "")
+    decision.violations.append(Violation(
+        invariant="rule-evaluation", rule=rule.id,
+        message=f"rule {rule.id} ({rule.file}) could not be evaluated: {err}",
+        numbers={"reason": err.reason}))
+    raise _Rejected
+
+
+def _run_selected(d: Decision, selected: list[Step], gb: GroupBook, lb: LineBook | None,
+                  args: tuple) -> dict[str, Decimal]:
+    """The effects of the rules whose conditions held (``RulePlan.select``), without
+    explanations: the same arithmetic, caps and effects as :class:`_RuleRunner`.
+    Returns the qualifying credit proposed, by kind (what :func:`_tiers` would sum)."""
+    policy = gb.policy
+    rounding = policy.rounding
+    rate = policy.base_rate
+    event = d.event
+    line = event.line
+    member = d.member
+    effects = d.effects
+    base_points = 0
+    pending: Pending | None = None
+    added: dict[str, Decimal] = {}
+    for step in selected:
+        rule = step.rule
+        kind = step.kind
+        if kind == "multiply":
+            if not base_points:
+                continue
+            extra = to_points(base_points * rule.extra_factor, rounding)
+            _emit(d, step, extra, "multiply",
+                  f"{step.detail}{base_points} x {rule.extra_factor} extra = {extra} points",
+                  step.pending or pending, args)
+        elif kind == "bonus":
+            pts = rule.fixed_points
+            if pts is None:
+                try:
+                    pts = step.value(*args)
+                except Exception as exc:  # noqa: BLE001
+                    _fail(d, rule, exc)
+                if isinstance(pts, Decimal) and pts == pts.to_integral_value():
+                    pts = int(pts)
+                if type(pts) is not int or pts < 0:
+                    _fail(d, rule, EvaluationError(
+                        f"bonus points must be a whole number >= 0, got {pts!r}", reason="type"))
+            _emit(d, step, pts, "bonus", f"bonus {pts} points", step.pending or pending, args)
+        elif kind == "base":
+            try:
+                spend = step.value(*args)
+            except Exception as exc:  # noqa: BLE001
+                _fail(d, rule, exc)
+            if spend is None or isinstance(spend, bool) or not isinstance(spend, int | Decimal) \
+                    or spend < 0:
+                _fail(d, rule, EvaluationError(f"spend must be a non-negative number, got "
+                                               f"{spend!r}", reason="type"))
+            base_points = to_points(spend * rate, rounding)
+            pending = step.pending
+            _emit(d, step, base_points, "base",
+                  f"spend {spend} x base rate {rate} = {base_points} points", pending, args)
+        elif kind == "credit":
+            try:
+                value = step.value(*args)
+            except Exception as exc:  # noqa: BLE001
+                _fail(d, rule, exc)
+            if value is None or isinstance(value, bool) or not isinstance(value, int | Decimal):
+                _fail(d, rule, EvaluationError(f"credit value must be a number, got "
+                                               f"{value!r}", reason="type"))
+            if value == 0:
+                continue
+            credit = rule.spec.credit
+            value = Decimal(value)
+            added[credit] = added[credit] + value if credit in added else _ZERO + value
+            effects.append(_credit(
+                line, rule.id, "rules",
+                _trace(rule.id, rule.version, rule.file, f"{credit} +{value}", step.values(args)),
+                "credit", credit, value))
+        else:  # grant
+            rd = lb.rights.get(rule.spec.right) if lb is not None else None
+            if rd is None:
+                continue
+            room = quota_room(rd, member, d.counters, d.local_date, counter="grant")
+            if room is not None and room < 1:
+                continue
+            effects.append(grant_effect(rd, event, rule.id, rule.version, rule.file, "rules",
+                                        step.values(args)))
+    return added
+
+
+def _emit(d: Decision, step: Step, points: int, basis: str, detail: str,
+          pending: Pending | None, args: tuple) -> None:
+    cap = step.cap
+    if cap is not None:
+        points, note = _capped(d, step, cap, points)
+        if note:
+            if not points:
+                return
+            detail += f"; {note}"
+    rule = step.rule
+    event = d.event
+    trace = _trace(rule.id, rule.version, rule.file, detail, step.values(args))
+    if pending is None:
+        d.effects.append(_earn(event.line, rule.id, step.source, trace, "earn", points, basis))
+    else:
+        vests_at = (event.occurred_at + timedelta(days=pending.days)
+                    if pending.days is not None else None)
+        d.effects.append(_hold(event.line, rule.id, step.source, trace, "hold", points, basis,
+                               vests_at, pending.until))
+
+
+def _capped(d: Decision, step: Step, cap: Cap, points: int) -> tuple[int, str]:
+    """:meth:`_RuleRunner.capped` with the rule's counter keys prepared."""
+    key = _period(cap.per, d.local_date)
+    have = d.member.counters
+    counters = d.counters
+    note = ""
+    if cap.times is not None and key is not None:
+        fkey = step.fire_prefix + key
+        fired = have.get(fkey, 0) + counters.get(fkey, 0)
+        if fired >= cap.times:
+            return 0, f"cap reached: fired {fired} of {cap.times} times per {cap.per}"
+        counters[fkey] = counters.get(fkey, 0) + 1
+    if cap.points is not None:
+        used = 0
+        if key is not None:
+            ekey = step.earn_prefix + key
+            used = have.get(ekey, 0) + counters.get(ekey, 0)
+        room = max(0, cap.points - used)
+        if points > room:
+            note = f"capped from {points} to {room} ({cap.points} per {cap.per}, {used} used)"
+            points = room
+        if key is not None and points:
+            counters[ekey] = counters.get(ekey, 0) + points
+    return points, note
 
 
 class _Rejected(Exception):
@@ -390,20 +563,26 @@ class _RuleRunner:
                 refunded=refunded, reason=f"refund of {refunded}")))
 
 
-def _tiers(decision: Decision, gb: GroupBook, book: RuleBook, plugins: Any) -> None:
+def _tiers(decision: Decision, gb: GroupBook, book: RuleBook, plugins: Any,
+           added: dict[str, Decimal] | None = None) -> bool:
+    """Propose the upgrade the event's qualifying credit earns, if any (True if it did).
+
+    ``added`` is the credit by kind when the caller already summed it; otherwise the
+    effects are summed here."""
     member = decision.member
-    added: dict[str, Decimal] = {}
-    for e in decision.effects:
-        if isinstance(e, QualifyingCredit):
-            added[e.credit] = added.get(e.credit, Decimal(0)) + e.value
+    if added is None:
+        added = {}
+        for e in decision.effects:
+            if isinstance(e, QualifyingCredit):
+                added[e.credit] = added.get(e.credit, Decimal(0)) + e.value
     q = member.qualification
     if not added:
         decision.qualification_after = q
-        return
+        return False
     line = decision.event.line
     target = _upgrade(gb, member.tier, q, added, line)
     if target is None:
-        return
+        return False
     credits = dict(q.credits)
     for k, v in added.items():
         credits[k] = credits.get(k, Decimal(0)) + v
@@ -443,6 +622,7 @@ def _tiers(decision: Decision, gb: GroupBook, book: RuleBook, plugins: Any) -> N
         except PluginError as exc:
             decision.violations.append(Violation(invariant="plugin", message=str(exc),
                                                  rule=f"plugin:{exc.plugin}"))
+    return True
 
 
 def _upgrade(gb: GroupBook, current: str, q: Qualification, added: dict[str, Decimal],
@@ -452,9 +632,21 @@ def _upgrade(gb: GroupBook, current: str, q: Qualification, added: dict[str, Dec
     Same answer as :func:`tiers.upgrade_target` on the updated qualification, without
     building it: most events upgrade nobody, and this runs on every event with credit.
     """
-    tiers = gb.policy.tiers
     here = gb.tier_rank.get(current, 0)
     credits = q.credits
+    floor = gb.upgrade_floor(here)
+    for name, need in floor:
+        # The lowest threshold on ``name`` of any tier above: reaching none of them means
+        # no upgrade, which is the answer for almost every event.
+        if name == "lines_active":
+            have = len(q.lines_active) + (line not in q.lines_active)
+        else:
+            have = credits.get(name, 0) + added.get(name, 0)
+        if have >= need:
+            break
+    else:
+        return None
+    tiers = gb.policy.tiers
     for rank in range(len(tiers) - 1, here, -1):
         tier = tiers[rank]
         for name, need in tier.upgrade.items():
