@@ -207,95 +207,103 @@ def _run_selected(d: Decision, selected: list[Step], gb: GroupBook, lb: LineBook
     rate = policy.base_rate
     event = d.event
     line = event.line
-    member = d.member
-    effects = d.effects
+    append = d.effects.append
     base_points = 0
     pending: Pending | None = None
     added: dict[str, Decimal] = {}
     for step in selected:
-        rule = step.rule
         kind = step.kind
         if kind == "multiply":
             if not base_points:
                 continue
-            extra = to_points(base_points * rule.extra_factor, rounding)
-            _emit(d, step, extra, "multiply",
-                  f"{step.detail}{base_points} x {rule.extra_factor} extra = {extra} points",
-                  step.pending or pending, args)
+            factor = step.rule.extra_factor
+            pts = to_points(base_points * factor, rounding)
+            detail = f"{step.detail}{base_points} x {factor} extra = {pts} points"
+            basis = "multiply"
+            hold = step.pending or pending
         elif kind == "bonus":
-            pts = rule.fixed_points
+            pts = step.rule.fixed_points
             if pts is None:
                 try:
                     pts = step.value(*args)
                 except Exception as exc:  # noqa: BLE001
-                    _fail(d, rule, exc)
+                    _fail(d, step.rule, exc)
                 if isinstance(pts, Decimal) and pts == pts.to_integral_value():
                     pts = int(pts)
                 if type(pts) is not int or pts < 0:
-                    _fail(d, rule, EvaluationError(
+                    _fail(d, step.rule, EvaluationError(
                         f"bonus points must be a whole number >= 0, got {pts!r}", reason="type"))
-            _emit(d, step, pts, "bonus", f"bonus {pts} points", step.pending or pending, args)
+            detail = f"bonus {pts} points"
+            basis = "bonus"
+            hold = step.pending or pending
         elif kind == "base":
             try:
                 spend = step.value(*args)
             except Exception as exc:  # noqa: BLE001
-                _fail(d, rule, exc)
+                _fail(d, step.rule, exc)
             if spend is None or isinstance(spend, bool) or not isinstance(spend, int | Decimal) \
                     or spend < 0:
-                _fail(d, rule, EvaluationError(f"spend must be a non-negative number, got "
-                                               f"{spend!r}", reason="type"))
-            base_points = to_points(spend * rate, rounding)
-            pending = step.pending
-            _emit(d, step, base_points, "base",
-                  f"spend {spend} x base rate {rate} = {base_points} points", pending, args)
+                _fail(d, step.rule, EvaluationError(f"spend must be a non-negative number, "
+                                                    f"got {spend!r}", reason="type"))
+            pts = base_points = to_points(spend * rate, rounding)
+            detail = f"spend {spend} x base rate {rate} = {pts} points"
+            basis = "base"
+            hold = pending = step.pending
         elif kind == "credit":
             try:
                 value = step.value(*args)
             except Exception as exc:  # noqa: BLE001
-                _fail(d, rule, exc)
+                _fail(d, step.rule, exc)
             if value is None or isinstance(value, bool) or not isinstance(value, int | Decimal):
-                _fail(d, rule, EvaluationError(f"credit value must be a number, got "
-                                               f"{value!r}", reason="type"))
+                _fail(d, step.rule, EvaluationError(f"credit value must be a number, got "
+                                                    f"{value!r}", reason="type"))
             if value == 0:
                 continue
-            credit = rule.spec.credit
+            credit = step.credit
+            trace = _trace(step.id, step.version, step.file, f"{credit} +{value}",
+                           step.values(args))
             value = Decimal(value)
             added[credit] = added[credit] + value if credit in added else _ZERO + value
-            effects.append(_credit(
-                line, rule.id, "rules",
-                _trace(rule.id, rule.version, rule.file, f"{credit} +{value}", step.values(args)),
-                "credit", credit, value))
+            append(_credit(line, step.id, "rules", trace, "credit", credit, value))
+            continue
         else:  # grant
-            rd = lb.rights.get(rule.spec.right) if lb is not None else None
+            rd = lb.rights.get(step.rule.spec.right) if lb is not None else None
             if rd is None:
                 continue
-            room = quota_room(rd, member, d.counters, d.local_date, counter="grant")
+            room = quota_room(rd, d.member, d.counters, d.local_date, counter="grant")
             if room is not None and room < 1:
                 continue
-            effects.append(grant_effect(rd, event, rule.id, rule.version, rule.file, "rules",
-                                        step.values(args)))
+            append(grant_effect(rd, event, step.id, step.version, step.file, "rules",
+                                step.values(args)))
+            continue
+        # Points (base, multiply, bonus): the rule's cap, then the effect with its trace.
+        cap = step.cap
+        if cap is not None:
+            pts, note = _capped(d, step, cap, pts)
+            if note:
+                if not pts:
+                    continue
+                detail += f"; {note}"
+        trace = _trace(step.id, step.version, step.file, detail, step.values(args))
+        if hold is None:
+            append(_earn(line, step.id, step.source, trace, "earn", pts, basis))
+        else:
+            days = hold.days
+            append(_hold(line, step.id, step.source, trace, "hold", pts, basis,
+                         event.occurred_at + _days(days) if days is not None else None,
+                         hold.until))
     return added
 
 
-def _emit(d: Decision, step: Step, points: int, basis: str, detail: str,
-          pending: Pending | None, args: tuple) -> None:
-    cap = step.cap
-    if cap is not None:
-        points, note = _capped(d, step, cap, points)
-        if note:
-            if not points:
-                return
-            detail += f"; {note}"
-    rule = step.rule
-    event = d.event
-    trace = _trace(rule.id, rule.version, rule.file, detail, step.values(args))
-    if pending is None:
-        d.effects.append(_earn(event.line, rule.id, step.source, trace, "earn", points, basis))
-    else:
-        vests_at = (event.occurred_at + timedelta(days=pending.days)
-                    if pending.days is not None else None)
-        d.effects.append(_hold(event.line, rule.id, step.source, trace, "hold", points, basis,
-                               vests_at, pending.until))
+def _days(n: int) -> timedelta:
+    try:
+        return _DELTAS[n]
+    except KeyError:
+        delta = _DELTAS[n] = timedelta(days=n)
+        return delta
+
+
+_DELTAS: dict[int, timedelta] = {}
 
 
 def _capped(d: Decision, step: Step, cap: Cap, points: int) -> tuple[int, str]:

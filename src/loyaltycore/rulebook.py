@@ -70,11 +70,14 @@ class TypeRules:
 class Step:
     """What to do for one rule once its condition held: the fast path's view of a rule."""
 
-    __slots__ = ("rule", "kind", "source", "value", "values", "cap", "fire_prefix",
-                 "earn_prefix", "pending", "detail")
+    __slots__ = ("rule", "id", "version", "file", "kind", "source", "value", "values", "cap",
+                 "fire_prefix", "earn_prefix", "pending", "detail", "credit")
 
     def __init__(self, rule: CompiledRule, source: str):
         self.rule = rule
+        self.id = rule.id
+        self.version = rule.version
+        self.file = rule.file
         self.kind = rule.kind
         self.source = source
         self.value = rule.value.fn if rule.value is not None else None
@@ -85,6 +88,7 @@ class Step:
         self.earn_prefix = f"earn:{rule.id}:"
         self.pending = getattr(spec, "pending", None)
         self.detail = f"x{spec.factor}: base " if rule.kind == "multiply" else ""
+        self.credit = getattr(spec, "credit", None)
 
 
 class RulePlan:
