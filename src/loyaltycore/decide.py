@@ -18,6 +18,7 @@ from typing import Any, Protocol
 from .context import SOURCES, calendar_scope, member_scope, qualification_scope
 from .effects import (
     EarnPoints,
+    GrantRight,
     HoldPoints,
     QualifyingCredit,
     ReversePoints,
@@ -51,7 +52,7 @@ class History(Protocol):
     def original(self, member_id: str, event_id: str) -> Mapping[str, Any] | None: ...
 
 
-@dataclass
+@dataclass(slots=True)
 class Decision:
     """Everything deciding produced for one event; applied only if ``violations`` is empty."""
 
@@ -132,6 +133,7 @@ def decide(event: Event, member: MemberSnapshot, book: RuleBook, *, history: His
         except Exception:  # noqa: BLE001 - the rule-by-rule path below names the rule
             selected = None
     added: dict[str, Decimal] | None = None
+    rights = False
     try:
         if selected is None:
             # Rule by rule, recording why rules did not fire: with --explain, or when a
@@ -143,11 +145,14 @@ def decide(event: Event, member: MemberSnapshot, book: RuleBook, *, history: His
             runner.reversals(plan.reverse, history)
         else:
             added = _run_selected(decision, selected, gb, lb, args)
+            # right_counters only has work if a grant rule actually granted something.
+            rights = any(type(e) is GrantRight for e in decision.effects)
             if plan.reverse:
                 _RuleRunner(decision, gb, args, False).reversals(plan.reverse, history)
     except _Rejected:
         return decision
-    rights = plan.has_grants
+    if selected is None:
+        rights = plan.has_grants
     if event.type == "use_right":
         rights = True
         decision.effects.append(trusted(UseRight, dict(
