@@ -217,19 +217,18 @@ class RuleBook:
         self.functions = dict(functions)
         self.event_types = event_types
         # (group book, line book or None, line, event type) -> RulePlan, built on first
-        # use. Keyed by id(): both books live as long as this rulebook.
-        self._plans: dict[tuple[int, int, str, str], RulePlan] = {}
+        # use; the books are kept with it so that an id() is never mistaken for another.
+        self._plans: dict[tuple[int, int, str, str], tuple[Any, Any, RulePlan]] = {}
 
     def plan(self, gb: GroupBook, lb: LineBook | None, line: str, etype: str) -> RulePlan:
         """The compiled plan for ``line:etype`` events under ``gb`` and ``lb``."""
-        try:
-            return self._plans[id(gb), id(lb), line, etype]
-        except KeyError:
-            rules = lb.by_type.get(etype) if lb is not None else None
-            plan = RulePlan(rules or TypeRules(), gb.cross_sell.get(f"{line}:{etype}")
-                            or TypeRules())
-            self._plans[id(gb), id(lb), line, etype] = plan
-            return plan
+        entry = self._plans.get((id(gb), id(lb), line, etype))
+        if entry is not None and entry[0] is gb and entry[1] is lb:
+            return entry[2]
+        rules = lb.by_type.get(etype) if lb is not None else None
+        plan = RulePlan(rules or TypeRules(), gb.cross_sell.get(f"{line}:{etype}") or TypeRules())
+        self._plans[id(gb), id(lb), line, etype] = (gb, lb, plan)
+        return plan
 
     def group_at(self, at: datetime) -> GroupBook | None:
         i = bisect.bisect_right(self._group_starts, at) - 1
