@@ -56,9 +56,10 @@ def check(decision: Decision, *, plugin_lines: dict[str, frozenset[str]] | None 
     for e in d.effects:
         src = e.source
         cls = type(e)
-        if not (e.line == line and src in _EVENT_LINE_SOURCES and cls is not TierChange):
+        kind = _KINDS.get(cls) or _kind_of(e)
+        if not (e.line == line and src in _EVENT_LINE_SOURCES and kind != _TIER):
             _line_isolation(d, e, plugin_lines, isolation)
-        if cls is EarnPoints or cls is HoldPoints or isinstance(e, EarnPoints | HoldPoints):
+        if kind == _POINTS:
             if e.line == line:
                 if e.basis == "bonus":
                     bonus_points += e.points
@@ -68,18 +69,19 @@ def check(decision: Decision, *, plugin_lines: dict[str, frozenset[str]] | None 
                     f"{src} ({e.rule})" if e.rule else src)
                 if label and label not in labels:
                     labels.append(label)
-        elif isinstance(e, TierChange):
-            changes.append(e)
-        elif isinstance(e, GrantRight | UseRight):
+        elif kind == _CREDIT:
+            if e.value < 0 and src != "rules":
+                reversals.append(Violation(invariant="refund-bounds", rule=e.rule,
+                                           message="negative qualifying credit from a plugin"))
+        elif kind == _RIGHT:
             rights.append(e)
-        if isinstance(e, ReversePoints) and e.line != line:
+        elif kind == _TIER:
+            changes.append(e)
+        elif kind == _REVERSE and e.line != line:
             reversals.append(Violation(
                 invariant="line-isolation", rule=e.rule,
                 message=f"a {line} event cannot reverse points of a {e.line} event "
                         f"({e.reverses})"))
-        if isinstance(e, QualifyingCredit) and e.value < 0 and src != "rules":
-            reversals.append(Violation(invariant="refund-bounds", rule=e.rule,
-                                       message="negative qualifying credit from a plugin"))
     out = isolation
     if spend_points or bonus_points:
         _point_caps(d, spend_points, bonus_points, labels, out)
@@ -93,6 +95,18 @@ def check(decision: Decision, *, plugin_lines: dict[str, frozenset[str]] | None 
 
 # Sources whose effects may only be for the event's own line (see _line_isolation).
 _EVENT_LINE_SOURCES = frozenset({"rules", "group", "core"})
+_POINTS, _CREDIT, _RIGHT, _TIER, _REVERSE, _OTHER = range(1, 7)
+_KINDS: dict[type, int] = {EarnPoints: _POINTS, HoldPoints: _POINTS, QualifyingCredit: _CREDIT,
+                           GrantRight: _RIGHT, UseRight: _RIGHT, TierChange: _TIER,
+                           ReversePoints: _REVERSE}
+
+
+def _kind_of(e: Any) -> int:
+    """What the invariants make of an effect whose class is not one of the core's own."""
+    for cls, kind in _KINDS.items():
+        if isinstance(e, cls):
+            return kind
+    return _OTHER
 
 
 def _line_isolation(d: Decision, e: Any, plugin_lines: dict[str, frozenset[str]],
