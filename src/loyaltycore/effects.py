@@ -25,6 +25,14 @@ def _all_fields(cls: type[BaseModel]) -> set[str]:
 _new = object.__new__
 _set = object.__setattr__
 _BUILDERS: dict[type, Any] = {}
+_KEPT: set[type] = set()
+
+
+def kept(cls: type[BaseModel]) -> type[BaseModel]:
+    """Class decorator: receipts keep instances of this model for the life of the state,
+    so :func:`trusted` builds them with inline fields (see there)."""
+    _KEPT.add(cls)
+    return cls
 
 
 def trusted(cls: type[BaseModel], fields: dict[str, Any]) -> Any:
@@ -33,21 +41,28 @@ def trusted(cls: type[BaseModel], fields: dict[str, Any]) -> Any:
     Only for data the core derived from validated input with every field given; anything
     from a plugin is validated instead.
 
-    Why attribute by attribute and not one ``__dict__``: CPython (3.11+) then keeps the
-    values inline in the object, so a model is one object for the garbage collector
-    instead of two. Receipts keep their effects and traces for the life of the state,
-    and every full collection walks all of them: that was most of the collector's time
-    (bench/PROFILE.txt). A ``__dict__`` is still made on demand (dumps, ``==``, copies).
+    Models marked :func:`kept` (effects, traces, receipts) are built attribute by
+    attribute: CPython (3.11+) then keeps the values inline in the object, one object for
+    the garbage collector instead of two (object and ``__dict__``). Receipts keep their
+    effects and traces for the life of the state and every full collection walks all of
+    them, so that halves most of the collector's work (bench/PROFILE.txt). A ``__dict__``
+    is still made on demand (dumps, ``==``, copies). Other models (per-event snapshots)
+    get ``fields`` as their ``__dict__``, which is quicker to build.
     """
-    build = _BUILDERS.get(cls) or _builder(cls)
-    if len(fields) == build.size:
-        try:
-            return build(fields)
-        except KeyError:
-            pass
-    obj = _new(cls)
-    for name, value in fields.items():
-        _set(obj, name, value)
+    if cls in _KEPT:
+        build = _BUILDERS.get(cls) or _builder(cls)
+        if len(fields) == build.size:
+            try:
+                return build(fields)
+            except KeyError:
+                pass
+        obj = _new(cls)
+        for name, value in fields.items():
+            _set(obj, name, value)
+    else:
+        obj = _new(cls)
+        _set(obj, "__dict__", fields)
+    # One shared set per class: every field is set, and frozen models never change it.
     _set(obj, "__pydantic_fields_set__", _ALL_FIELDS.get(cls) or _all_fields(cls))
     _set(obj, "__pydantic_extra__", None)
     _set(obj, "__pydantic_private__", None)
@@ -82,6 +97,7 @@ def _generate(cls: type[BaseModel], params: str, values: list[str]) -> Any:
     return env["build"]
 
 
+@kept
 class Trace(BaseModel):
     """Why an effect exists: the rule and version, the values it read, the arithmetic."""
 
@@ -103,6 +119,7 @@ class _Effect(BaseModel):
     trace: Trace | None = None
 
 
+@kept
 class EarnPoints(_Effect):
     """Points credited to the member's available balance now, funded by ``line``."""
 
@@ -111,6 +128,7 @@ class EarnPoints(_Effect):
     basis: Basis = "base"
 
 
+@kept
 class HoldPoints(_Effect):
     """Points earned but pending: they vest at ``vests_at`` or when an event of type
     ``vests_on`` arrives for the same source event, or are voided."""
@@ -122,6 +140,7 @@ class HoldPoints(_Effect):
     vests_on: str | None = None
 
 
+@kept
 class ReversePoints(_Effect):
     """Points clawed back from what event ``reverses`` earned (a refund or cancellation)."""
 
@@ -132,6 +151,7 @@ class ReversePoints(_Effect):
     reason: str = ""
 
 
+@kept
 class QualifyingCredit(_Effect):
     """Qualifying credit (spend, nights, visits ...) towards tiers, in the rolling window."""
 
@@ -140,6 +160,7 @@ class QualifyingCredit(_Effect):
     value: Decimal
 
 
+@kept
 class GrantRight(_Effect):
     """A right (benefit) granted to the member, valid until ``valid_until``."""
 
@@ -149,6 +170,7 @@ class GrantRight(_Effect):
     description: str = ""
 
 
+@kept
 class UseRight(_Effect):
     """The member used ``quantity`` of a right."""
 
@@ -157,6 +179,7 @@ class UseRight(_Effect):
     quantity: int = Field(default=1, ge=1)
 
 
+@kept
 class TierChange(_Effect):
     """The member moves on the group ladder (``line`` is ``group``)."""
 
