@@ -210,6 +210,7 @@ def _run_selected(d: Decision, selected: list[Step], gb: GroupBook, lb: LineBook
     policy = gb.policy
     rounding = policy.rounding
     rate = policy.base_rate
+    rate_text = f" x base rate {rate} = "
     event = d.event
     line = event.line
     append = d.effects.append
@@ -221,9 +222,9 @@ def _run_selected(d: Decision, selected: list[Step], gb: GroupBook, lb: LineBook
         if kind == "multiply":
             if not base_points:
                 continue
-            factor = step.rule.extra_factor
-            pts = to_points(base_points * factor, rounding)
-            detail = f"{step.detail}{base_points} x {factor} extra = {pts} points"
+            pts = to_points(base_points * step.rule.extra_factor, rounding)
+            # str(), not an f-string: the same text for int and Decimal, ~3x quicker.
+            detail = step.detail + str(base_points) + step.factor_text + str(pts) + " points"
             basis = "multiply"
             hold = step.pending or pending
         elif kind == "bonus":
@@ -238,7 +239,7 @@ def _run_selected(d: Decision, selected: list[Step], gb: GroupBook, lb: LineBook
                 if type(pts) is not int or pts < 0:
                     _fail(d, step.rule, EvaluationError(
                         f"bonus points must be a whole number >= 0, got {pts!r}", reason="type"))
-            detail = f"bonus {pts} points"
+            detail = "bonus " + str(pts) + " points"
             basis = "bonus"
             hold = step.pending or pending
         elif kind == "base":
@@ -251,7 +252,7 @@ def _run_selected(d: Decision, selected: list[Step], gb: GroupBook, lb: LineBook
                 _fail(d, step.rule, EvaluationError(f"spend must be a non-negative number, "
                                                     f"got {spend!r}", reason="type"))
             pts = base_points = to_points(spend * rate, rounding)
-            detail = f"spend {spend} x base rate {rate} = {pts} points"
+            detail = "spend " + str(spend) + rate_text + str(pts) + " points"
             basis = "base"
             hold = pending = step.pending
         elif kind == "credit":
@@ -265,7 +266,7 @@ def _run_selected(d: Decision, selected: list[Step], gb: GroupBook, lb: LineBook
             if value == 0:
                 continue
             credit = step.credit
-            trace = _trace(step.id, step.version, step.file, f"{credit} +{value}",
+            trace = _trace(step.id, step.version, step.file, credit + " +" + str(value),
                            step.values(args))
             value = Decimal(value)
             added[credit] = added[credit] + value if credit in added else _ZERO + value

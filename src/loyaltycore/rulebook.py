@@ -71,7 +71,7 @@ class Step:
     """What to do for one rule once its condition held: the fast path's view of a rule."""
 
     __slots__ = ("rule", "id", "version", "file", "kind", "source", "value", "values", "cap",
-                 "fire_prefix", "earn_prefix", "pending", "detail", "credit")
+                 "fire_prefix", "earn_prefix", "pending", "detail", "factor_text", "credit")
 
     def __init__(self, rule: CompiledRule, source: str):
         self.rule = rule
@@ -88,6 +88,7 @@ class Step:
         self.earn_prefix = f"earn:{rule.id}:"
         self.pending = getattr(spec, "pending", None)
         self.detail = f"x{spec.factor}: base " if rule.kind == "multiply" else ""
+        self.factor_text = f" x {rule.extra_factor} extra = "
         self.credit = getattr(spec, "credit", None)
 
 
