@@ -124,13 +124,13 @@ class EventSchema:
                                   source=source, line=line)
         try:
             if isinstance(raw, str | bytes):
-                return _share_offset(self._adapter.validate_json(raw))
+                return self._adapter.validate_json(raw)
             # Straight to the member model when the tag is known: ~25% cheaper than the
             # union's callable discriminator; unknown tags go through the union for its error.
             model = self._models.get(f"{raw.get('line')}:{raw.get('type')}")
             if model is not None:
-                return _share_offset(model.model_validate(raw))
-            return _share_offset(self._adapter.validate_python(raw))
+                return model.model_validate(raw)
+            return self._adapter.validate_python(raw)
         except ValidationError as exc:
             raise self._input_error(exc, raw, source, line) from None
 
@@ -160,32 +160,6 @@ class EventSchema:
         if more:
             message += f" (and {more} more problem(s))"
         return EventInputError(message, source=source, line=line, field=field)
-
-
-_TZINFO = type(TypeAdapter(AwareDatetime).validate_python("2026-01-01T00:00:00Z").tzinfo)
-_OFFSETS: dict[Any, Any] = {}
-
-
-def _share_offset(event: Event) -> Event:
-    """Give the event's timestamp the one shared tzinfo object of its UTC offset.
-
-    Why: the validator makes a new fixed-offset tzinfo per timestamp, and receipts keep
-    their event's timestamp for the life of the state: a garbage-collected object per event
-    that full collections walk. Same class, same offset, so nothing else changes (zone
-    names such as ZoneInfo, whose offset varies, are left alone).
-    """
-    at = event.occurred_at
-    tz = at.tzinfo
-    if type(tz) is _TZINFO:
-        shared = _OFFSETS.get(tz.utcoffset(None))
-        if shared is None:
-            if len(_OFFSETS) > 1024:
-                _OFFSETS.clear()
-            shared = _OFFSETS[tz.utcoffset(None)] = tz
-        if shared is not tz:
-            # Not yet seen by anyone: set like pydantic set it (the model is frozen).
-            event.__dict__["occurred_at"] = at.replace(tzinfo=shared)
-    return event
 
 
 def _all_optional(model: type[BaseModel]) -> bool:
