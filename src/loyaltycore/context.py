@@ -20,6 +20,7 @@ from .events import ENVELOPE_FIELDS, Event
 from .members import MemberSnapshot
 from .sandbox import Field, Function, Namespace
 
+_ZERO = Decimal(0)
 SOURCES = ("event", "data", "cal", "member", "qual", "orig", "pol")
 
 NAME_DOCS: dict[str, str] = {
@@ -137,7 +138,8 @@ def member_scope(member: MemberSnapshot, local_date: date, rank: int,
 def qualification_scope(member: MemberSnapshot, credits: Iterable[str],
                         line: str) -> dict[str, Any]:
     q = member.qualification
-    scope: dict[str, Any] = {c: q.credits.get(c, Decimal(0)) for c in credits}
+    have = q.credits
+    scope: dict[str, Any] = {c: have.get(c, _ZERO) for c in credits}
     scope["lines_active"] = len(q.lines_active)
     scope["lines"] = q.lines_active
     scope["active_in_line"] = line in q.lines_active

@@ -15,6 +15,7 @@ rule expressions are deterministic by construction (no clock, randomness or I/O)
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
 from .decide import Decision, to_points
 from .effects import (
@@ -37,60 +38,108 @@ INVARIANTS = ("line-isolation", "multiplier-cap", "bonus-cap", "cost-ceiling", "
 
 def check(decision: Decision, *, plugin_lines: dict[str, frozenset[str]] | None = None
           ) -> list[Violation]:
-    """All violations of the decision's effects (empty: the decision may be applied)."""
+    """All violations of the decision's effects (empty: the decision may be applied).
+
+    One pass over the effects gathers what each invariant needs (per-effect line
+    isolation and reversal checks, the line's point totals, tier moves, rights); the
+    violations are then reported invariant by invariant, each in effect order.
+    """
     if decision.violations or decision.group is None:
         return list(decision.violations)
-    out: list[Violation] = []
-    _line_isolation(decision, plugin_lines or {}, out)
-    _point_caps(decision, out)
-    _tier_moves(decision, out)
-    _rights(decision, out)
-    _reversals(decision, out)
-    check_redemption(decision, out)
+    d = decision
+    plugin_lines = plugin_lines or {}
+    line = d.event.line
+    isolation: list[Violation] = []
+    reversals: list[Violation] = []
+    spend_points = bonus_points = 0
+    labels: list[str] = []
+    changes: list[TierChange] = []
+    rights: list[GrantRight | UseRight] = []
+    for e in d.effects:
+        src = e.source
+        cls = type(e)
+        kind = _KINDS.get(cls) or _kind_of(e)
+        if not (e.line == line and src in _EVENT_LINE_SOURCES and kind != _TIER):
+            _line_isolation(d, e, plugin_lines, isolation)
+        if kind == _POINTS:
+            if e.line == line:
+                if e.basis == "bonus":
+                    bonus_points += e.points
+                else:
+                    spend_points += e.points
+                label = e.rule if src in ("rules", "group") else (
+                    f"{src} ({e.rule})" if e.rule else src)
+                if label and label not in labels:
+                    labels.append(label)
+        elif kind == _CREDIT:
+            if e.value < 0 and src != "rules":
+                reversals.append(Violation(invariant="refund-bounds", rule=e.rule,
+                                           message="negative qualifying credit from a plugin"))
+        elif kind == _RIGHT:
+            rights.append(e)
+        elif kind == _TIER:
+            changes.append(e)
+        elif kind == _REVERSE and e.line != line:
+            reversals.append(Violation(
+                invariant="line-isolation", rule=e.rule,
+                message=f"a {line} event cannot reverse points of a {e.line} event "
+                        f"({e.reverses})"))
+    out = isolation
+    if spend_points or bonus_points:
+        _point_caps(d, spend_points, bonus_points, labels, out)
+    if changes:
+        _tier_moves(d, changes, out)
+    if rights:
+        _rights(d, rights, out)
+    out.extend(reversals)
+    if d.event.type == "redeem":
+        check_redemption(d, out)
     return out
 
 
-def _line_isolation(d: Decision, plugin_lines: dict[str, frozenset[str]],
+# Sources whose effects may only be for the event's own line (see _line_isolation).
+_EVENT_LINE_SOURCES = frozenset({"rules", "group", "core"})
+_POINTS, _CREDIT, _RIGHT, _TIER, _REVERSE, _OTHER = range(1, 7)
+_KINDS: dict[type, int] = {EarnPoints: _POINTS, HoldPoints: _POINTS, QualifyingCredit: _CREDIT,
+                           GrantRight: _RIGHT, UseRight: _RIGHT, TierChange: _TIER,
+                           ReversePoints: _REVERSE}
+
+
+def _kind_of(e: Any) -> int:
+    """What the invariants make of an effect whose class is not one of the core's own."""
+    for cls, kind in _KINDS.items():
+        if isinstance(e, cls):
+            return kind
+    return _OTHER
+
+
+def _line_isolation(d: Decision, e: Any, plugin_lines: dict[str, frozenset[str]],
                     out: list[Violation]) -> None:
     line = d.event.line
-    for e in d.effects:
-        src = e.source
-        if isinstance(e, TierChange):
-            allowed = {"group"}
-        elif src.startswith("plugin:"):
-            allowed = set(plugin_lines.get(src[7:], frozenset()))
-        elif src.startswith("tiers:"):
-            allowed = {src[6:]}
-        elif src == "tiers" and isinstance(e, GrantRight):
-            rd = d.group.rights.get(e.right) if d.group else None
-            allowed = {line} if rd is not None else {e.line}
-        else:
-            allowed = {line}
-        if e.line not in allowed:
-            out.append(Violation(
-                invariant="line-isolation", rule=e.rule or src,
-                message=f"{e.kind} effect for line {e.line!r} proposed by {src} while judging "
-                        f"a {line} event; only {sorted(allowed)} allowed",
-                numbers={"effect_line": e.line, "event_line": line}))
+    src = e.source
+    if isinstance(e, TierChange):
+        allowed = {"group"}
+    elif src.startswith("plugin:"):
+        allowed = set(plugin_lines.get(src[7:], frozenset()))
+    elif src.startswith("tiers:"):
+        allowed = {src[6:]}
+    elif src == "tiers" and isinstance(e, GrantRight):
+        rd = d.group.rights.get(e.right) if d.group else None
+        allowed = {line} if rd is not None else {e.line}
+    else:
+        allowed = {line}
+    if e.line not in allowed:
+        out.append(Violation(
+            invariant="line-isolation", rule=e.rule or src,
+            message=f"{e.kind} effect for line {e.line!r} proposed by {src} while judging "
+                    f"a {line} event; only {sorted(allowed)} allowed",
+            numbers={"effect_line": e.line, "event_line": line}))
 
 
-def _point_caps(d: Decision, out: list[Violation]) -> None:
+def _point_caps(d: Decision, spend_points: int, bonus_points: int, rules_seen: list[str],
+                out: list[Violation]) -> None:
     policy = d.group.policy
     caps = policy.lines.get(d.event.line)
-    spend_points = bonus_points = 0
-    rules_seen: list[str] = []
-    for e in d.effects:
-        if isinstance(e, EarnPoints | HoldPoints) and e.line == d.event.line:
-            if e.basis == "bonus":
-                bonus_points += e.points
-            else:
-                spend_points += e.points
-            label = e.rule if e.source in ("rules", "group") else (
-                f"{e.source} ({e.rule})" if e.rule else e.source)
-            if label and label not in rules_seen:
-                rules_seen.append(label)
-    if not spend_points and not bonus_points:
-        return
     who = ", ".join(rules_seen) or None
     amount = d.event.amount or Decimal(0)
     limit = to_points(amount * policy.base_rate * caps.max_multiplier, "floor")
@@ -121,10 +170,7 @@ def _point_caps(d: Decision, out: list[Violation]) -> None:
                          "max_cost_ratio": str(caps.max_cost_ratio)}))
 
 
-def _tier_moves(d: Decision, out: list[Violation]) -> None:
-    changes = [e for e in d.effects if isinstance(e, TierChange)]
-    if not changes:
-        return
+def _tier_moves(d: Decision, changes: list[TierChange], out: list[Violation]) -> None:
     if len(changes) > 1:
         out.append(Violation(invariant="tier-ladder", message="more than one tier move in "
                                                               "one decision"))
@@ -156,12 +202,10 @@ def _tier_moves(d: Decision, out: list[Violation]) -> None:
                      "qualification": {k: str(v) for k, v in credits.items()}}))
 
 
-def _rights(d: Decision, out: list[Violation]) -> None:
+def _rights(d: Decision, effects: list[GrantRight | UseRight], out: list[Violation]) -> None:
     used: dict[str, int] = {}
     granted: dict[str, int] = {}
-    for e in d.effects:
-        if not isinstance(e, GrantRight | UseRight):
-            continue
+    for e in effects:
         rd = find_right(e.right, d.group, _book_for(d, e.line), e.line, d.book,
                         d.event.occurred_at)
         if rd is None:
@@ -220,15 +264,3 @@ def _rights(d: Decision, out: list[Violation]) -> None:
 def _book_for(d: Decision, line: str):
     lb = d.line_book
     return lb if lb is not None and lb.ruleset.line == line else None
-
-
-def _reversals(d: Decision, out: list[Violation]) -> None:
-    for e in d.effects:
-        if isinstance(e, ReversePoints) and e.line != d.event.line:
-            out.append(Violation(
-                invariant="line-isolation", rule=e.rule,
-                message=f"a {d.event.line} event cannot reverse points of a {e.line} event "
-                        f"({e.reverses})"))
-        if isinstance(e, QualifyingCredit) and e.value < 0 and e.source != "rules":
-            out.append(Violation(invariant="refund-bounds", rule=e.rule,
-                                 message="negative qualifying credit from a plugin"))

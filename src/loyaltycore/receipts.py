@@ -8,9 +8,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .effects import EarnPoints, Effect, HoldPoints
+from .effects import EarnPoints, Effect, HoldPoints, kept
 
 
+@kept
 class Violation(BaseModel):
     """A broken group invariant: which one, the rule (or plugin) behind it and the numbers."""
 
@@ -26,6 +27,7 @@ class Violation(BaseModel):
         return f"{self.invariant}{who}: {self.message}"
 
 
+@kept
 class RuleMiss(BaseModel):
     """A rule that was considered for the event and did not fire, and why."""
 
@@ -37,6 +39,7 @@ class RuleMiss(BaseModel):
     values: dict[str, Any] = Field(default_factory=dict)
 
 
+@kept
 class Receipt(BaseModel):
     """What one event earned (or why it was rejected). Effects carry their traces."""
 

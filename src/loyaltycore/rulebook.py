@@ -11,6 +11,7 @@ errors is never built.
 
 from __future__ import annotations
 
+import ast
 import bisect
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -27,7 +28,7 @@ from .functions import BUILTIN_FUNCTIONS, guarded
 from .policy_checks import check_caps, check_ladder
 from .rulefiles import RulesetFile, read_ruleset_files
 from .rulesets import GroupPolicy, LineRuleset, Right
-from .sandbox import Expression, Function, Namespace, compile_expression
+from .sandbox import Expression, Function, Namespace, compile_expression, compile_selector
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,90 @@ class TypeRules:
                 *self.grant]
 
 
+class Step:
+    """What to do for one rule once its condition held: the fast path's view of a rule."""
+
+    __slots__ = ("rule", "id", "version", "file", "kind", "source", "value", "values", "cap",
+                 "fire_prefix", "earn_prefix", "pending", "detail", "factor_text", "credit")
+
+    def __init__(self, rule: CompiledRule, source: str):
+        self.rule = rule
+        self.id = rule.id
+        self.version = rule.version
+        self.file = rule.file
+        self.kind = rule.kind
+        self.source = source
+        self.value = rule.value.fn if rule.value is not None else None
+        self.values = _values_reader(rule.reads)
+        spec = rule.spec
+        self.cap = getattr(spec, "cap", None)
+        self.fire_prefix = f"fire:{rule.id}:"
+        self.earn_prefix = f"earn:{rule.id}:"
+        self.pending = getattr(spec, "pending", None)
+        self.detail = f"x{spec.factor}: base " if rule.kind == "multiply" else ""
+        self.factor_text = f" x {rule.extra_factor} extra = "
+        self.credit = getattr(spec, "credit", None)
+
+
+class RulePlan:
+    """The rules of one ``(line, event type)`` under one group policy, compiled once.
+
+    ``select(*mappings)`` evaluates every earn, credit and grant condition in one call and
+    returns the :class:`Step` of each rule whose condition held, in the order deciding
+    runs them (base rules: the first that holds; then multiply, bonus, cross-sell bonus,
+    credit and grant rules). Reversal rules read ``original.*``, which is looked up per
+    rule, so they keep their own evaluation (``reverse``).
+    """
+
+    def __init__(self, rules: TypeRules, cross: TypeRules):
+        self.rules = rules
+        self.cross = cross
+        self.reverse = rules.reverse
+        self.has_grants = bool(rules.grant)
+
+        def items(group: list[CompiledRule], source: str = "rules"):
+            return [(r.when, Step(r, source)) for r in group]
+
+        self.select = compile_selector([
+            ("first", items(rules.base)),
+            ("all", items(rules.multiply) + items(rules.bonus) + items(cross.bonus, "group")
+             + items(rules.credit) + items(rules.grant)),
+        ], SOURCES)
+
+
+def _values_reader(reads: tuple[tuple[str, int, str], ...]):
+    """``args -> {name: value}`` of the names a rule read, for its trace; names a mapping
+    lacks (a credit another policy version declares, say) are left out.
+
+    Generated as one dict display (a third of the comprehension's cost); a missing key
+    falls back to the comprehension, which skips it.
+    """
+
+    def slow(args: tuple) -> dict[str, Any]:
+        return {name: args[i][key] for name, i, key in reads if key in args[i]}
+
+    if not reads:
+        return lambda args: {}
+    display = ast.Dict(
+        keys=[ast.Constant(name) for name, _, _ in reads],
+        values=[ast.Subscript(ast.Subscript(ast.Name("args", ast.Load()), ast.Constant(i),
+                                            ast.Load()), ast.Constant(key), ast.Load())
+                for _, i, key in reads])
+    tree = ast.Expression(ast.Lambda(
+        ast.arguments(posonlyargs=[], args=[ast.arg("args")], kwonlyargs=[], kw_defaults=[],
+                      defaults=[]), display))
+    fast = eval(compile(ast.fix_missing_locations(tree), "<trace values>", "eval"),  # noqa: S307
+                {"__builtins__": {}})
+
+    def values(args: tuple) -> dict[str, Any]:
+        try:
+            return fast(args)
+        except KeyError:
+            return slow(args)
+
+    return values
+
+
 @dataclass(frozen=True)
 class RightDef:
     right: Right
@@ -96,10 +181,25 @@ class GroupBook:
     rights: dict[str, RightDef]
     cross_sell: dict[str, TypeRules]  # "line:type" -> bonus rules
     policy_scope: dict[str, dict[str, Any]]  # line -> the pol mapping
+    _floors: dict[int, tuple[tuple[str, Any], ...]] = field(
+        default_factory=dict, repr=False, compare=False)
 
     @property
     def version(self) -> str:
         return self.policy.version
+
+    def upgrade_floor(self, rank: int) -> tuple[tuple[str, Any], ...]:
+        """``(metric, lowest threshold on it of any tier above rank)``: a member reaching
+        none of these cannot be upgraded from that rank."""
+        floor = self._floors.get(rank)
+        if floor is None:
+            lowest: dict[str, Any] = {}
+            for tier in self.policy.tiers[rank + 1:]:
+                for name, need in tier.upgrade.items():
+                    if name not in lowest or need < lowest[name]:
+                        lowest[name] = need
+            floor = self._floors[rank] = tuple(lowest.items())
+        return floor
 
 
 class RuleBook:
@@ -117,6 +217,19 @@ class RuleBook:
         self.warnings = warnings
         self.functions = dict(functions)
         self.event_types = event_types
+        # (group book, line book or None, line, event type) -> RulePlan, built on first
+        # use; the books are kept with it so that an id() is never mistaken for another.
+        self._plans: dict[tuple[int, int, str, str], tuple[Any, Any, RulePlan]] = {}
+
+    def plan(self, gb: GroupBook, lb: LineBook | None, line: str, etype: str) -> RulePlan:
+        """The compiled plan for ``line:etype`` events under ``gb`` and ``lb``."""
+        entry = self._plans.get((id(gb), id(lb), line, etype))
+        if entry is not None and entry[0] is gb and entry[1] is lb:
+            return entry[2]
+        rules = lb.by_type.get(etype) if lb is not None else None
+        plan = RulePlan(rules or TypeRules(), gb.cross_sell.get(f"{line}:{etype}") or TypeRules())
+        self._plans[id(gb), id(lb), line, etype] = (gb, lb, plan)
+        return plan
 
     def group_at(self, at: datetime) -> GroupBook | None:
         i = bisect.bisect_right(self._group_starts, at) - 1

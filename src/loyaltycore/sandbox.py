@@ -27,6 +27,7 @@ compiler agrees with simpleeval's evaluator on every expression both accept.
 from __future__ import annotations
 
 import ast
+import copy
 import decimal
 import signal
 import threading
@@ -131,6 +132,10 @@ class Expression:
     fn: Callable[..., Any]
     names: tuple[str, ...]
     sources: tuple[str, ...]
+    # The checked, rewritten body and the names it is closed over: what
+    # compile_selector fuses into one function per ruleset.
+    body: ast.expr | None = field(default=None, compare=False, repr=False)
+    env: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def evaluate(self, scope: Mapping[str, Mapping[str, Any]]) -> Any:
         """Evaluate against ``scope`` (source name -> mapping); errors become EvaluationError."""
@@ -242,7 +247,75 @@ def compile_expression(text: str, namespace: Namespace) -> Expression:
         code = compile(lam, "<rule expression>", "eval")
     fn = eval(code, {"__builtins__": {}, **compiler.globals})  # noqa: S307 - checked tree
     return Expression(text=text, fn=fn, names=tuple(sorted(compiler.names_read)),
-                      sources=namespace.sources)
+                      sources=namespace.sources, body=body, env=dict(compiler.globals))
+
+
+def compile_selector(groups: list[tuple[str, list[tuple[Expression | None, Any]]]],
+                     sources: tuple[str, ...]) -> Callable[..., list[Any]]:
+    """One function that evaluates many checked conditions and returns the selected items.
+
+    ``groups`` is a sequence of ``(mode, [(condition or None, item), ...])``. In an
+    ``"all"`` group every condition is evaluated and each item whose condition holds (or
+    that has none) is selected; in a ``"first"`` group conditions are evaluated in order
+    only until one holds, exactly like an ``if/elif`` chain. The result is the list of
+    selected items, in order. It runs the same checked trees as each expression's own
+    ``fn`` (renamed apart, nothing else added), so it raises whatever they raise.
+
+    Why: one call per event for a whole ruleset, instead of one Python call per rule.
+    """
+    env: dict[str, Any] = {}
+    args = [f"_s{i}" for i in range(len(sources))]
+    body: list[ast.stmt] = [ast.Assign([ast.Name("_o", ast.Store())], ast.List([], ast.Load()))]
+    n = 0
+
+    def select(item: Any) -> ast.stmt:
+        name = f"_i{len(env)}"
+        env[name] = (item,)
+        return ast.AugAssign(ast.Name("_o", ast.Store()), ast.Add(), ast.Name(name, ast.Load()))
+
+    def test(expr: Expression) -> ast.expr:
+        nonlocal n
+        if expr.body is None or tuple(expr.sources) != tuple(sources):
+            raise ValueError("expression was not compiled for this selector's sources")
+        prefix = f"_e{n}"
+        n += 1
+        renamed = {k: f"{prefix}{k}" for k in expr.env}
+        for k, v in expr.env.items():
+            env[renamed[k]] = v
+        tree = copy.deepcopy(expr.body)
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Name) and node.id in renamed:
+                node.id = renamed[node.id]
+        return tree
+
+    for mode, items in groups:
+        if mode == "all":
+            for cond, item in items:
+                body.append(select(item) if cond is None else ast.If(test(cond), [select(item)], []))
+        elif mode == "first":
+            chain: list[ast.stmt] = body
+            for cond, item in items:
+                if cond is None:
+                    chain.append(select(item))
+                    break
+                branch = ast.If(test(cond), [select(item)], [])
+                chain.append(branch)
+                chain = branch.orelse
+        else:
+            raise ValueError(f"unknown selector mode {mode!r}")
+    body.append(ast.Return(ast.Name("_o", ast.Load())))
+    fn_def = ast.FunctionDef(
+        name="_selector", body=body, decorator_list=[], returns=None, type_comment=None,
+        args=ast.arguments(posonlyargs=[], args=[ast.arg(a) for a in args], kwonlyargs=[],
+                           kw_defaults=[], defaults=[]))
+    module = ast.Module([fn_def], type_ignores=[])
+    ast.fix_missing_locations(module)
+    _assert_generated_is_closed(module, set(env) | set(args) | {"_o", "_selector"})
+    with _quiet_compiler():
+        code = compile(module, "<ruleset conditions>", "exec")
+    namespace: dict[str, Any] = {"__builtins__": {}, **env}
+    exec(code, namespace)  # noqa: S102 - built only from checked trees
+    return namespace["_selector"]
 
 
 @contextmanager
