@@ -555,6 +555,16 @@ class Engine:
             _not_before_last_activity(reader.members[member_id], at)
             return reader.snapshot(member_id, at, local)[0]
 
+    def dry_run(self, events: Iterable[Mapping[str, Any] | Event], *,
+                explain: bool = False) -> Any:
+        """The same pipeline as :meth:`process_many` on a fork that is never committed (with
+        a store: read from the database, never written), in time order; returns a
+        :class:`loyaltycore.dryrun.DryRun` with each event's receipt and the summary."""
+        from .dryrun import dry_run
+
+        parsed = [(i, self.parse_event(e)) for i, e in enumerate(events, 1)]
+        return dry_run(self, parsed, explain=explain)
+
     def fork(self) -> Engine:
         """An engine on a private copy of the state: what a dry-run runs against. With a
         store, the copy reads members from the database and never writes."""
