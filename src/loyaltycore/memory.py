@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta, tzinfo
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 
 from .decide import Decision
@@ -790,7 +791,8 @@ def merge_members(state: MemoryState, s: Member, a: Member, at: datetime, reason
 RECENT_DAYS, RECENT_WEEKS, RECENT_MONTHS, RECENT_YEARS = 31, 5, 12, 2
 
 
-def recent_periods(day: date) -> set[str]:
+@lru_cache(maxsize=4096)
+def recent_periods(day: date) -> frozenset[str]:
     """Counter period keys a member carries on ``day``: the last 31 days, 5 weeks, 12 months
     and 2 years (each including the current one), and lifetime. Enough for caps, quotas and
     streaks of a month; older counters stay in the store but no rule or plugin sees them."""
@@ -801,7 +803,7 @@ def recent_periods(day: date) -> set[str]:
     keys.update(f"m{(index - i) // 12:04d}-{(index - i) % 12 + 1:02d}"
                 for i in range(RECENT_MONTHS))
     keys.update(f"y{day.year - i:04d}" for i in range(RECENT_YEARS))
-    return keys
+    return frozenset(keys)
 
 
 def _merge_postings(postings: list[Posting]) -> list[Posting]:

@@ -25,7 +25,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import and_, func, select, update
+from sqlalchemy import String, and_, column, func, select, update, values
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import OperationalError
@@ -456,17 +456,16 @@ def _by_member_and_id(conn: Connection, pairs: Sequence[tuple[str, str]], *colum
                       ) -> Iterator[Any]:
     """Rows of ``events`` for (member, event id) pairs, through the primary key.
 
-    ``(member_id, event_id) IN (VALUES ...)`` makes SQLite scan the whole table (the cost
-    of every batch then grows with history); two IN lists use the key on both databases,
-    and the few extra rows they match are dropped here."""
-    wanted = set(pairs)
-    for part in _chunks(sorted(wanted)):
-        q = select(EVENTS.c.member_id, EVENTS.c.event_id, *columns).where(
-            EVENTS.c.member_id.in_({m for m, _ in part}),
-            EVENTS.c.event_id.in_({e for _, e in part}))
-        for r in conn.execute(q):
-            if (r.member_id, r.event_id) in wanted:
-                yield r
+    The pairs are joined as a VALUES list: ``(member_id, event_id) IN (...)`` made SQLite
+    scan the whole table (every batch's cost then grew with history), and two separate IN
+    lists made it probe every member against every id."""
+    for part in _chunks(sorted(set(pairs))):
+        batch = values(column("m", String), column("e", String), name="wanted").data(part) \
+            .cte("wanted")
+        q = select(EVENTS.c.member_id, EVENTS.c.event_id, *columns).select_from(
+            batch.join(EVENTS, and_(EVENTS.c.member_id == batch.c.m,
+                                    EVENTS.c.event_id == batch.c.e)))
+        yield from conn.execute(q)
 
 
 def _lot(r: Any) -> Lot:
