@@ -1,6 +1,6 @@
 """The store opens, migrates and round-trips an event on both databases."""
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 from plugins import support
 
@@ -27,4 +27,21 @@ def test_dry_run_api_reads_the_database_and_writes_nothing(db_url, ev):
     assert [o.duplicate for o in result.outcomes] == [True, False]
     assert result.outcomes[1].receipt.pending_points == 500
     assert engine.statement("M1") == before
+    engine.close()
+
+
+def test_member_view_says_until_when_the_tier_holds(db_url, ev):
+    engine = support.open_db(db_url)
+    engine.enrol({"id": "M1", "enrolled_on": "2025-06-10"})
+    engine.process(ev.purchase("25000", at="2026-03-02"))  # spend 25000 >= 20000: silver
+    april = datetime(2026, 4, 1, tzinfo=UTC)
+    view = engine.member("M1", at=april)
+    # anniversary reviews: the next one is on 10 June, the enrolment anniversary
+    assert (view.tier, view.tier_valid_until) == ("silver", date(2026, 6, 10))
+    engine.assign_tier("M1", "gold", reason="VIP guest", at=datetime(2026, 4, 2, tzinfo=UTC),
+                       until=datetime(2026, 9, 1, tzinfo=UTC))
+    view = engine.member("M1", at=datetime(2026, 4, 3, tzinfo=UTC))
+    assert (view.tier, view.tier_valid_until) == ("gold", date(2026, 9, 1))
+    assert engine.member("nobody", at=april).tier_valid_until is None
+    assert [h["reason"] for h in engine.tier_history("M1")] == ["upgrade", "manual"]
     engine.close()

@@ -544,7 +544,7 @@ class Engine:
             if member_id not in self.state.members:
                 return MemberSnapshot(id=member_id, tier=gb.policy.tiers[0].id)
             _not_before_last_activity(self.state.members[member_id], at)
-            return self.state.snapshot(member_id, at, local)[0]
+            return _with_validity(self.state, member_id, at, local, gb)
         with self.store.reading() as conn:
             reader = SqlState(self.store, self.state.lowest_tier, self.state.window_months,
                               write=False)
@@ -553,7 +553,7 @@ class Engine:
             if not reader.members[member_id].has_events and not reader.exists(conn, member_id):
                 return MemberSnapshot(id=member_id, tier=gb.policy.tiers[0].id)
             _not_before_last_activity(reader.members[member_id], at)
-            return reader.snapshot(member_id, at, local)[0]
+            return _with_validity(reader, member_id, at, local, gb)
 
     def dry_run(self, events: Iterable[Mapping[str, Any] | Event], *,
                 explain: bool = False) -> Any:
@@ -578,6 +578,13 @@ class Engine:
         twin = Engine(self.rulebook, self.plugins, copy.deepcopy(self.state))
         twin.secret = self.secret
         return twin
+
+
+def _with_validity(state: MemoryState, member_id: str, at: datetime, local: date,
+                   gb: GroupBook) -> MemberSnapshot:
+    snap = state.snapshot(member_id, at, local)[0]
+    until = state.tier_valid_until(member_id, gb.policy, gb.tz, local)
+    return snap.model_copy(update={"tier_valid_until": until})
 
 
 def _not_before_last_activity(m: Any, at: datetime) -> None:

@@ -57,6 +57,10 @@ class MemberSnapshot(BaseModel):
     counters: dict[str, int] = Field(default_factory=dict)
     vouchers: dict[str, int] = Field(default_factory=dict)
     last_review: datetime | None = None
+    tier_valid_until: date | None = Field(
+        default=None, description="The next date the tier can be lost: the next review (or "
+                                  "the end of a manual tier); None on the lowest tier. Set "
+                                  "in member views (Engine.member), not on the hot path.")
 
     def counter(self, key: str) -> int:
         return self.counters.get(key, 0)

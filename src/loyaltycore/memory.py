@@ -244,7 +244,19 @@ class MemoryState:
             id=m.id, tier=m.tier, tier_since=m.tier_since, birth_month=m.birth_month,
             enrolled_on=m.enrolled_on, available=m.available, pending=m.pending,
             qualification=self._qualification(m, _month(local)), counters=m.counters,
-            vouchers=vouchers, last_review=None)), not m.has_events
+            vouchers=vouchers, last_review=None, tier_valid_until=None)), not m.has_events
+
+    def tier_valid_until(self, member_id: str, policy: GroupPolicy, tz: tzinfo,
+                         today: date) -> date | None:
+        """The next date the member's tier can be lost (None on the lowest tier)."""
+        m = self.members.get(member_id)
+        if m is None or m.tier == policy.tiers[0].id:
+            return None
+        if m.manual_until is not None:
+            return m.manual_until.astimezone(tz).date()
+        ref = max(today, m.reviewed_to or today)
+        dates = review_dates(policy, m.enrolled_on, ref, ref + timedelta(days=400))
+        return dates[0] if dates else None
 
     def _advanced_copy(self, m: Member, at: datetime) -> Member:
         twin = copy.copy(m)
