@@ -152,6 +152,9 @@ def register(cli: click.Group, rulesets_option) -> None:
         console = _console()
         console.print(f"[bold]{snap.id}[/]  tier {snap.tier}  available {snap.available}  "
                       f"pending {snap.pending}")
+        if snap.tier_valid_until:
+            console.print(f"tier held until at least {snap.tier_valid_until.isoformat()} "
+                          "(its next review)")
         q = snap.qualification
         console.print("qualification: " + (", ".join(f"{k} {v}" for k, v in
                                                      sorted(q.credits.items())) or "none")
