@@ -89,20 +89,26 @@ def digest(event: Event) -> str:
     :func:`loyaltycore.memory.fingerprint`, it leaves out the member, and it sees values,
     not spellings: ``120.0`` and ``120.00``, or one instant in two UTC offsets, are the
     same event resent."""
-    canonical = _canonical(event.model_dump(exclude={"member"}))
-    return hashlib.blake2b(repr(canonical).encode(), digest_size=16).hexdigest()
+    parts = [event.id, event.line, event.type, _canonical(event.occurred_at),
+             _canonical(event.amount), event.currency or ""]
+    parts += [f"{k}={_canonical(v)}" for k, v in sorted(event.data.__dict__.items())]
+    return hashlib.blake2b("\x1f".join(parts).encode(), digest_size=16).hexdigest()
 
 
-def _canonical(value: Any) -> Any:
-    if isinstance(value, dict):
-        return tuple(sorted((k, _canonical(v)) for k, v in value.items()))
-    if isinstance(value, list | tuple):
-        return tuple(_canonical(v) for v in value)
+def _canonical(value: Any) -> str:
     if isinstance(value, Decimal):
-        return ("d", str(value.normalize()) if value else "0")
+        return str(value.normalize()) if value else "0"
     if isinstance(value, datetime):
-        return ("t", value.astimezone(UTC).isoformat())
-    return value
+        return value.astimezone(UTC).isoformat()
+    if isinstance(value, dict):
+        return "{" + ",".join(f"{k!r}:{_canonical(v)}" for k, v in sorted(value.items())) + "}"
+    if isinstance(value, list | tuple | frozenset | set):
+        items = [_canonical(v) for v in value]
+        return "[" + ",".join(sorted(items) if isinstance(value, frozenset | set)
+                              else items) + "]"
+    if hasattr(value, "__dict__") and hasattr(value, "model_fields"):
+        return _canonical(dict(value.__dict__))
+    return repr(value)
 
 
 def _chunks(seq: Sequence[Any], n: int = IN_CHUNK) -> Iterator[Sequence[Any]]:
