@@ -14,8 +14,8 @@ from click.testing import CliRunner
 
 from loyaltycore import Engine
 from loyaltycore.cli import cli
-from loyaltycore.demo import GROUP_TZ, generate
 from loyaltycore.dryrun import read_events
+from loyaltycore.synthetic import GROUP_TZ, generate
 
 RULESETS = Path(__file__).resolve().parent.parent / "rulesets"
 ALL_LINES = "retail,hotel,property,entertainment"

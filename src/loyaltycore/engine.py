@@ -31,7 +31,8 @@ from .identities import group_secret, identity_digest
 from .invariants import check
 from .jobs import JobsReport
 from .members import MemberProfile, MemberSnapshot
-from .memory import MemoryState, merge_members
+from .memory import MemoryState
+from .merges import merge_members
 from .plugins import PluginHost, make_plugin_manager
 from .receipts import Receipt, Violation
 from .rulebook import GroupBook, RuleBook, load_rulebook

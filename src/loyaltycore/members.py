@@ -40,7 +40,7 @@ class MemberProfile(BaseModel):
 class MemberSnapshot(BaseModel):
     """A member as of one event. ``counters`` holds usage by period for caps and quotas:
     ``earn:<rule>:<period>`` (points), ``grant:<right>:<period>`` and ``use:<right>:<period>``
-    (counts), for the periods of :func:`loyaltycore.memory.recent_periods` (the last 31 days,
+    (counts), for the periods of :func:`loyaltycore.periods.recent_periods` (the last 31 days,
     5 weeks, 12 months, 2 years, and lifetime); ``vouchers`` the number of unused, unexpired
     grants per right."""
 

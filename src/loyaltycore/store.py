@@ -33,7 +33,8 @@ from sqlalchemy.exc import OperationalError
 from .errors import ConfigurationError
 from .events import Event
 from .ledger import Changes, Grant, Lot
-from .memory import Facts, Member, MemoryState, recent_periods
+from .memory import Facts, Member, MemoryState
+from .periods import recent_periods
 from .receipts import Receipt
 from .reviews import review_dates
 from .rulesets import GroupPolicy
