@@ -22,6 +22,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from decimal import Decimal
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -218,6 +219,7 @@ class SqlState(MemoryState):
         self.tz: tzinfo = UTC
         self.policy: GroupPolicy | None = None
         self.rejects: list[dict] = []
+        self.facts_tried: set[tuple[str, str]] = set()
 
     # --- identity of an event --------------------------------------------------------
 
@@ -256,6 +258,7 @@ class SqlState(MemoryState):
         ``event_keys``: member → event ids of the batch (earlier receipts to load)."""
         self.conn = conn
         self.rejects = []  # a retried unit of work must not keep the failed attempt's
+        self.facts_tried = set()
         ids = sorted(i for i in members if i not in self.members or self.write)
         if not ids:
             self._load_events(conn, related, event_keys)
@@ -366,6 +369,7 @@ class SqlState(MemoryState):
             m.lots.setdefault(r.id, _lot(r))
 
     def _load_facts(self, conn: Connection, pairs: Sequence[tuple[str, str]]) -> None:
+        self.facts_tried.update(pairs)  # an event the store does not have is asked once
         for r in _by_member_and_id(conn, pairs, EVENTS.c.status, EVENTS.c.line,
                                    EVENTS.c.amount, EVENTS.c.points, EVENTS.c.refunded,
                                    EVENTS.c.reversed, EVENTS.c.refundable):
@@ -389,8 +393,10 @@ class SqlState(MemoryState):
 
     def original(self, member_id: str, event_id: str) -> Any:
         m = self.members.get(member_id)
-        if m is not None and event_id not in m.facts and self.conn is not None:
-            self._load_facts(self.conn, [(member_id, event_id)])
+        key = (member_id, event_id)
+        if m is not None and event_id not in m.facts and self.conn is not None \
+                and key not in self.facts_tried:
+            self._load_facts(self.conn, [key])
         return super().original(member_id, event_id)
 
     # --- writing a unit of work ------------------------------------------------------
@@ -633,10 +639,19 @@ def _insert_rows(conn: Connection, table: Any, rows: list[dict]) -> None:
                    for c in cols]
         plan = _INSERTS[key] = (sql, [c.name for c in cols], convert)
     sql, names, convert = plan
-    conn.exec_driver_sql(sql, [
-        tuple(v if f is None or v is None else f(v)
-              for v, f in zip((row[n] for n in names), convert, strict=True))
-        for row in rows])
+    get = itemgetter(*names)
+    fix = [(i, f) for i, f in enumerate(convert) if f is not None]
+    if len(names) == 1:
+        values_ = [[get(row)] for row in rows]
+    else:
+        values_ = [list(get(row)) for row in rows]
+    if fix:
+        for t in values_:
+            for i, f in fix:
+                v = t[i]
+                if v is not None:
+                    t[i] = f(v)
+    conn.exec_driver_sql(sql, [tuple(t) for t in values_])
 
 
 def due_members(conn: Connection, as_of: datetime, local: date) -> list[str]:
