@@ -62,25 +62,21 @@ def test_parking_alone_earns_nothing(engine, retail):
 
 
 def test_first_purchase_bonus_reads_the_gross_amount(engine, retail):
-    # Today's rule: `member.is_new and event.amount >= 100` reads the gross amount, so a
-    # first purchase paid entirely with a gift card earns no base points (net 0.00) but
-    # still the 200-point welcome bonus: 200 x 0.01 = 2.00 CNY <= 0.08 x 150.00 = 12.00
+    # The welcome bonus reads net spend like retail-base: a first purchase paid entirely
+    # with a gift card (net 150.00 - 150.00 = 0.00) earns neither.
     receipt = engine.process(retail.purchase("150.00", giftcard_paid="150.00"))
 
     assert receipt.accepted, reasons(receipt)
-    assert by_rule(receipt) == {"retail-base": 0, "retail-first-purchase": 200}
+    assert by_rule(receipt) == {"retail-base": 0}
 
 
-def test_a_first_purchase_of_a_gift_card_still_earns_the_bonus_at_once(engine, retail):
-    # FLAGGED: `retail-first-purchase` has no `not event.giftcard_purchase`, so buying a
-    # 100.00 gift card as a first purchase earns the 200 bonus. And since retail-base does
-    # not fire (it excludes gift cards), the bonus inherits no pending: it is `earn`,
-    # available at once, not held for the return window. This pins today's rule.
+def test_a_first_purchase_of_a_gift_card_earns_no_bonus(engine, retail):
+    # Buying a gift card earns nothing, welcome bonus included (the card earns when it
+    # is spent... on nothing either: gift-card money never earns, see the README).
     receipt = engine.process(retail.purchase("100.00", giftcard_purchase=True))
 
     assert receipt.accepted, reasons(receipt)
-    assert by_rule(receipt, "earn") == {"retail-first-purchase": 200}
-    assert (receipt.points, receipt.pending_points) == (200, 0)
+    assert (receipt.points, receipt.pending_points) == (0, 0)
     assert by_rule(receipt, "credit") == {}
 
 
