@@ -44,6 +44,7 @@ from .store import (
     find_identity,
     link_identity,
     merge_rows,
+    surviving_id,
     tier_rows,
 )
 
@@ -391,8 +392,7 @@ class Engine:
             ids = {mid} | {a for a, s in self.state.aliases.items() if s == mid}
             return statement_from_journal(mid, ids, self.state.journal, since)
         with self.store.reading() as conn:
-            mid = SqlState(self.store, "", 1, write=False).resolve_all(conn, [member_id])
-            return statement_from_db(conn, mid[member_id], since)
+            return statement_from_db(conn, surviving_id(conn, member_id), since)
 
     def settlement(self, since: datetime | None = None, until: datetime | None = None
                    ) -> list[Settlement]:
@@ -439,7 +439,7 @@ class Engine:
             owner = find_identity(conn, kind, digest)
             if owner is None:
                 return None
-            return SqlState(self.store, "", 1, write=False).resolve_all(conn, [owner])[owner]
+            return surviving_id(conn, owner)
 
     def merge(self, survivor: str, absorbed: str, *, reason: str,
               at: datetime | None = None) -> None:

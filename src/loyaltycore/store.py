@@ -600,6 +600,14 @@ def merge_rows(conn: Connection, survivor: str, absorbed: str, at: datetime, rea
                                         reason=reason, available=available, pending=pending)])
 
 
+def surviving_id(conn: Connection, member_id: str) -> str:
+    """``member_id``, or the member it was merged into (merges repoint older aliases, so
+    one hop is enough)."""
+    into = conn.execute(select(MEMBERS.c.merged_into).where(MEMBERS.c.id == member_id)
+                        ).scalar_one_or_none()
+    return into or member_id
+
+
 def link_identity(conn: Connection, kind: str, digest_: str, member_id: str) -> str:
     """Link an identity; returns the member it belongs to (an existing link wins)."""
     row = conn.execute(select(IDENTITIES.c.member_id).where(
