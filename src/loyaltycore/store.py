@@ -22,15 +22,14 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from decimal import Decimal
-from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import String, and_, column, func, select, update, values
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import func, select, update
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import OperationalError
 
+from . import sqlrows
 from .errors import ConfigurationError
 from .events import Event
 from .ledger import Changes, Grant, Lot
@@ -75,7 +74,6 @@ IDENTITIES = IdentityRow.__table__
 MERGES = MergeRow.__table__
 
 PERIODS = ("day", "week", "month", "year", "lifetime")
-IN_CHUNK = 500  # ids per IN (...) list
 
 
 def month_index(month: tuple[int, int]) -> int:
@@ -113,11 +111,6 @@ def _canonical(value: Any) -> str:
     return repr(value)
 
 
-def _chunks(seq: Sequence[Any], n: int = IN_CHUNK) -> Iterator[Sequence[Any]]:
-    for i in range(0, len(seq), n):
-        yield seq[i:i + n]
-
-
 class Store:
     """A database holding the program's members and ledger (``Store.open(url)``)."""
 
@@ -125,7 +118,6 @@ class Store:
         self.url = url
         self.engine = connect(url)
         self.dialect = self.engine.dialect.name
-        self._insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
 
     @classmethod
     def open(cls, db: str | None = None, *, migrate: bool = True,
@@ -178,18 +170,6 @@ class Store:
             finally:
                 conn.rollback()
 
-    def upsert(self, conn: Connection, table: Any, rows: list[dict], keys: Sequence[str],
-               values: Sequence[str]) -> None:
-        if not rows:
-            return
-        stmt = self._insert(table)
-        if values:
-            stmt = stmt.on_conflict_do_update(
-                index_elements=list(keys), set_={v: stmt.excluded[v] for v in values})
-        else:
-            stmt = stmt.on_conflict_do_nothing(index_elements=list(keys))
-        conn.execute(stmt, rows)
-
     def record_rejects(self, conn: Connection, source: str, problems: Sequence[Any]) -> None:
         """Unreadable input lines (``InputProblem``), once per source, line and text."""
         known = {(r.line_no, r.raw) for r in conn.execute(
@@ -238,12 +218,11 @@ class SqlState(MemoryState):
         ids = sorted(set(ids))
         out = {i: self.aliases.get(i, i) for i in ids}
         unknown = [i for i in ids if i not in self.aliases and i not in self.members]
-        for part in _chunks(unknown):
-            for mid, into in conn.execute(select(MEMBERS.c.id, MEMBERS.c.merged_into)
-                                          .where(MEMBERS.c.id.in_(part),
-                                                 MEMBERS.c.merged_into.is_not(None))):
-                self.aliases[mid] = into
-                out[mid] = into
+        for mid, into in sqlrows.select_in(conn, MEMBERS, "id", unknown,
+                                           columns=("id", "merged_into"),
+                                           where="merged_into IS NOT NULL"):
+            self.aliases[mid] = into
+            out[mid] = into
         return out
 
     # --- loading a unit of work ------------------------------------------------------
@@ -268,9 +247,10 @@ class SqlState(MemoryState):
         rows = self._lock(conn, ids)
         missing = [i for i in ids if i not in rows]
         if missing and self.write:
-            self.store.upsert(conn, MEMBERS, [dict(
+            sqlrows.insert(conn, MEMBERS, [dict(
                 id=i, tier=self.lowest_tier, enrolled_on=members[i].date(), available=0,
-                pending=0, debt=0, has_events=False) for i in missing], ["id"], [])
+                pending=0, debt=0, has_events=False, entry_seq=0) for i in missing],
+                conflict=("id",))
             rows.update(self._lock(conn, missing))
         for i in ids:
             row = rows.get(i)
@@ -287,12 +267,12 @@ class SqlState(MemoryState):
         self._load_events(conn, related, event_keys)
 
     def _preload_lots(self, conn: Connection, ids: Sequence[str]) -> None:
-        for part in _chunks(ids):
-            for r in conn.execute(select(LOTS).where(LOTS.c.member_id.in_(part),
-                                                     LOTS.c.status != "closed")):
-                self.members[r.member_id].lots.setdefault(r.id, _lot(r))
-            for i in part:
-                self.members[i].lots_complete = True
+        members = self.members
+        for r in sqlrows.select_in(conn, LOTS, "member_id", ids, where="status <> {}",
+                                   params=("closed",)):
+            members[r.member_id].lots.setdefault(r.id, _lot(r))
+        for i in ids:
+            members[i].lots_complete = True
 
     def _load_events(self, conn: Connection, related: dict[str, set[str]],
                      event_keys: dict[str, set[str]]) -> None:
@@ -301,21 +281,17 @@ class SqlState(MemoryState):
         members = self.members
         pairs = [(mid, eid) for mid, eids in event_keys.items() for eid in eids
                  if eid not in members[mid].seen]
-        for r in _by_member_and_id(conn, pairs, EVENTS.c.fingerprint, EVENTS.c.receipt):
+        for r in _by_member_and_id(conn, pairs, "fingerprint", "receipt"):
             members[r.member_id].seen[r.event_id] = (r.fingerprint, r.receipt)
         wanted = [(mid, eid) for mid, eids in related.items() for eid in eids
                   if eid not in members[mid].facts]
         self._load_facts(conn, wanted)
 
     def _lock(self, conn: Connection, ids: Sequence[str]) -> dict[str, Any]:
-        out = {}
-        for part in _chunks(ids):
-            q = select(MEMBERS).where(MEMBERS.c.id.in_(part)).order_by(MEMBERS.c.id)
-            if self.write and self.store.dialect == "postgresql":
-                q = q.with_for_update()
-            for row in conn.execute(q):
-                out[row.id] = row
-        return out
+        # Locked in id order, chunk after chunk, so that two workers never deadlock.
+        return {row.id: row for row in sqlrows.select_in(
+            conn, MEMBERS, "id", ids, order_by="id",
+            for_update=self.write and self.store.dialect == "postgresql")}
 
     def exists(self, conn: Connection, member_id: str) -> bool:
         return conn.execute(select(MEMBERS.c.id).where(MEMBERS.c.id == member_id)).first() \
@@ -343,36 +319,37 @@ class SqlState(MemoryState):
         periods = None if full else sorted({k for d in local_dates for k in recent_periods(d)})
         for i in ids:
             members[i].lots_complete = False
-        for part in _chunks(ids):
-            for r in conn.execute(select(BUCKETS).where(BUCKETS.c.member_id.in_(part),
-                                                        BUCKETS.c.month >= floor)):
-                members[r.member_id].buckets.setdefault(_month_of(r.month), {})[r.credit] = r.value
-            for r in conn.execute(select(ACTIVITY).where(ACTIVITY.c.member_id.in_(part),
-                                                         ACTIVITY.c.month >= floor)):
-                members[r.member_id].active.setdefault(_month_of(r.month), set()).add(r.line)
-            q = select(COUNTERS).where(COUNTERS.c.member_id.in_(part))
-            if periods is not None:
-                q = q.where(COUNTERS.c.period.in_(periods))
-            for r in conn.execute(q):
-                members[r.member_id].counters[f"{r.name}:{r.period}"] = r.value
-            for r in conn.execute(select(GRANTS).where(GRANTS.c.member_id.in_(part),
-                                                       GRANTS.c.status == "open")):
-                members[r.member_id].grants.setdefault(r.right, []).append(Grant(
-                    id=r.id, member=r.member_id, right=r.right, line=r.line,
-                    granted_at=r.granted_at, valid_until=r.valid_until, remaining=r.remaining,
-                    status=r.status, source_event=r.source_event))
+        for r in sqlrows.select_in(conn, BUCKETS, "member_id", ids, where="month >= {}",
+                                   params=(floor,)):
+            members[r.member_id].buckets.setdefault(_month_of(r.month), {})[r.credit] = r.value
+        for r in sqlrows.select_in(conn, ACTIVITY, "member_id", ids, where="month >= {}",
+                                   params=(floor,)):
+            members[r.member_id].active.setdefault(_month_of(r.month), set()).add(r.line)
+        if periods is None:
+            counters = sqlrows.select_in(conn, COUNTERS, "member_id", ids)
+        else:
+            counters = sqlrows.select_in(
+                conn, COUNTERS, "member_id", ids, params=periods,
+                where=f"period IN ({', '.join(['{}'] * len(periods))})")
+        for r in counters:
+            members[r.member_id].counters[f"{r.name}:{r.period}"] = r.value
+        for r in sqlrows.select_in(conn, GRANTS, "member_id", ids, where="status = {}",
+                                   params=("open",)):
+            members[r.member_id].grants.setdefault(r.right, []).append(Grant(
+                id=r.id, member=r.member_id, right=r.right, line=r.line,
+                granted_at=r.granted_at, valid_until=r.valid_until, remaining=r.remaining,
+                status=r.status, source_event=r.source_event))
 
     def load_lots(self, m: Member) -> None:
         assert self.conn is not None, "lots are loaded inside a unit of work"
-        for r in self.conn.execute(select(LOTS).where(LOTS.c.member_id == m.id,
-                                                      LOTS.c.status != "closed")):
+        for r in sqlrows.select_in(self.conn, LOTS, "member_id", (m.id,),
+                                   where="status <> {}", params=("closed",)):
             m.lots.setdefault(r.id, _lot(r))
 
     def _load_facts(self, conn: Connection, pairs: Sequence[tuple[str, str]]) -> None:
         self.facts_tried.update(pairs)  # an event the store does not have is asked once
-        for r in _by_member_and_id(conn, pairs, EVENTS.c.status, EVENTS.c.line,
-                                   EVENTS.c.amount, EVENTS.c.points, EVENTS.c.refunded,
-                                   EVENTS.c.reversed, EVENTS.c.refundable):
+        for r in _by_member_and_id(conn, pairs, "status", "line", "amount", "points",
+                                   "refunded", "reversed", "refundable"):
             if r.status == "accepted":
                 self.members[r.member_id].facts[r.event_id] = Facts(
                     line=r.line, amount=r.amount, points=r.points, refunded=r.refunded,
@@ -425,8 +402,9 @@ class SqlState(MemoryState):
                     receipt=receipt.model_dump_json()))
             for eid in ch.facts - new_events:
                 f = m.facts[eid]
-                w.facts.append(dict(m_id=m.id, e_id=eid, points=f.points, refunded=f.refunded,
-                                    reversed=f.reversed, refundable=f.refundable))
+                w.facts.append(dict(member_id=m.id, event_id=eid, points=f.points,
+                                    refunded=f.refunded, reversed=f.reversed,
+                                    refundable=f.refundable))
             w.ledger(ch)
             for month, credit in ch.buckets:
                 w.buckets.append(dict(member_id=m.id, month=month_index(month), credit=credit,
@@ -448,7 +426,7 @@ class SqlState(MemoryState):
                                     to_tier=t.to_tier, reason=t.reason, event_id=t.event_id,
                                     detail=t.detail, valid_until=t.valid_until))
             m.changes = Changes()
-        w.write(conn, self.store, self.rejects)
+        w.write(conn, self.rejects)
         self.rejects = []
 
     def _next_review(self, m: Member) -> date | None:
@@ -465,20 +443,11 @@ class SqlState(MemoryState):
             self.aliases = {}
 
 
-def _by_member_and_id(conn: Connection, pairs: Sequence[tuple[str, str]], *columns: Any
-                      ) -> Iterator[Any]:
-    """Rows of ``events`` for (member, event id) pairs, through the primary key.
-
-    The pairs are joined as a VALUES list: ``(member_id, event_id) IN (...)`` made SQLite
-    scan the whole table (every batch's cost then grew with history), and two separate IN
-    lists made it probe every member against every id."""
-    for part in _chunks(sorted(set(pairs))):
-        batch = values(column("m", String), column("e", String), name="wanted").data(part) \
-            .cte("wanted")
-        q = select(EVENTS.c.member_id, EVENTS.c.event_id, *columns).select_from(
-            batch.join(EVENTS, and_(EVENTS.c.member_id == batch.c.m,
-                                    EVENTS.c.event_id == batch.c.e)))
-        yield from conn.execute(q)
+def _by_member_and_id(conn: Connection, pairs: Sequence[tuple[str, str]], *columns: str
+                      ) -> list[Any]:
+    """Rows of ``events`` for (member, event id) pairs, through the primary key."""
+    return sqlrows.select_pairs(conn, EVENTS, ("member_id", "event_id"), pairs,
+                                ("member_id", "event_id", *columns))
 
 
 def _lot(r: Any) -> Lot:
@@ -510,7 +479,7 @@ class _Writes:
 
     def member(self, m: Member, next_review: date | None) -> None:
         self.members.append(dict(
-            m_id=m.id, tier=m.tier, tier_since=m.tier_since, manual_until=m.manual_until,
+            id=m.id, tier=m.tier, tier_since=m.tier_since, manual_until=m.manual_until,
             manual_reason=m.manual_reason, birth_month=m.birth_month,
             enrolled_on=m.enrolled_on, available=m.available, pending=m.pending, debt=m.debt,
             has_events=m.has_events, entry_seq=m.entry_seq, last_activity=m.last_activity,
@@ -538,7 +507,7 @@ class _Writes:
                 origin=lot.origin,
                 entry_id=lot.entry))
         for lot in ch.lots.values():
-            self.lots.append(dict(l_id=lot.id, remaining=lot.remaining, status=lot.status,
+            self.lots.append(dict(id=lot.id, remaining=lot.remaining, status=lot.status,
                                   member_id=lot.member, available_from=lot.available_from))
 
     def grants_of(self, ch: Changes) -> None:
@@ -548,40 +517,24 @@ class _Writes:
                 granted_at=g.granted_at, valid_until=g.valid_until, remaining=g.remaining,
                 status=g.status, source_event=g.source_event))
         for g in ch.grants.values():
-            self.grants.append(dict(g_id=g.id, remaining=g.remaining, status=g.status,
+            self.grants.append(dict(id=g.id, remaining=g.remaining, status=g.status,
                                     member_id=g.member))
 
-    def write(self, conn: Connection, store: Store, rejects: list[dict]) -> None:
-        from sqlalchemy import bindparam
-
-        if self.members:
-            conn.execute(update(MEMBERS).where(MEMBERS.c.id == bindparam("m_id")).values(
-                {k: bindparam(k) for k in self.members[0] if k != "m_id"}), self.members)
-        if self.events:
-            _insert_rows(conn, EVENTS, self.events)
-        if self.facts:
-            conn.execute(update(EVENTS).where(and_(
-                EVENTS.c.member_id == bindparam("m_id"), EVENTS.c.event_id == bindparam("e_id")))
-                .values(points=bindparam("points"), refunded=bindparam("refunded"),
-                        reversed=bindparam("reversed"), refundable=bindparam("refundable")),
-                self.facts)
-        for table, rows in ((ENTRIES, self.entries), (POSTINGS, self.postings),
-                            (MOVES, self.moves), (LOTS, self.new_lots), (GRANTS, self.new_grants),
-                            (USES, self.uses), (TIERS, self.tiers), (REJECTS, rejects)):
-            if rows:
-                _insert_rows(conn, table, rows)
-        if self.lots:
-            conn.execute(update(LOTS).where(LOTS.c.id == bindparam("l_id")).values(
-                remaining=bindparam("remaining"), status=bindparam("status"),
-                member_id=bindparam("member_id"), available_from=bindparam("available_from")),
-                self.lots)
-        if self.grants:
-            conn.execute(update(GRANTS).where(GRANTS.c.id == bindparam("g_id")).values(
-                remaining=bindparam("remaining"), status=bindparam("status"),
-                member_id=bindparam("member_id")), self.grants)
-        store.upsert(conn, BUCKETS, self.buckets, ["member_id", "month", "credit"], ["value"])
-        store.upsert(conn, ACTIVITY, self.active, ["member_id", "month", "line"], [])
-        store.upsert(conn, COUNTERS, self.counters, ["member_id", "name", "period"], ["value"])
+    def write(self, conn: Connection, rejects: list[dict]) -> None:
+        sqlrows.update(conn, MEMBERS, self.members, where=("id",))
+        for table, rows in ((EVENTS, self.events), (ENTRIES, self.entries),
+                            (POSTINGS, self.postings), (MOVES, self.moves),
+                            (LOTS, self.new_lots), (GRANTS, self.new_grants), (USES, self.uses),
+                            (TIERS, self.tiers), (REJECTS, rejects)):
+            sqlrows.insert(conn, table, rows)
+        sqlrows.update(conn, EVENTS, self.facts, where=("member_id", "event_id"))
+        sqlrows.update(conn, LOTS, self.lots, where=("id",))
+        sqlrows.update(conn, GRANTS, self.grants, where=("id",))
+        sqlrows.insert(conn, BUCKETS, self.buckets, conflict=("member_id", "month", "credit"),
+                       update=("value",))
+        sqlrows.insert(conn, ACTIVITY, self.active, conflict=("member_id", "month", "line"))
+        sqlrows.insert(conn, COUNTERS, self.counters, conflict=("member_id", "name", "period"),
+                       update=("value",))
 
 
 def merge_rows(conn: Connection, survivor: str, absorbed: str, at: datetime, reason: str,
@@ -623,43 +576,6 @@ def find_identity(conn: Connection, kind: str, digest_: str) -> str | None:
     row = conn.execute(select(IDENTITIES.c.member_id).where(
         IDENTITIES.c.kind == kind, IDENTITIES.c.digest == digest_)).first()
     return row.member_id if row is not None else None
-
-
-_INSERTS: dict[tuple[str, str], tuple[str, list[str], list[Any]]] = {}
-
-
-def _insert_rows(conn: Connection, table: Any, rows: list[dict]) -> None:
-    """INSERT rows through the driver's executemany, values converted once per column.
-
-    The append-only tables take most of a batch's rows; SQLAlchemy's per-row parameter
-    processing measured at several times the database's own time for them. Autoincrement
-    keys are left to the database."""
-    dialect = conn.dialect
-    key = (table.name, dialect.name)
-    plan = _INSERTS.get(key)
-    if plan is None:
-        cols = [c for c in table.c if c.name in rows[0]]
-        mark = "?" if dialect.paramstyle == "qmark" else "%s"
-        quote = dialect.identifier_preparer.quote  # "right" is a reserved word
-        sql = (f'INSERT INTO {quote(table.name)} ({", ".join(quote(c.name) for c in cols)}) '
-               f'VALUES ({", ".join(mark for _ in cols)})')
-        convert = [c.type.bind_processor(dialect) if dialect.name == "sqlite" else None
-                   for c in cols]
-        plan = _INSERTS[key] = (sql, [c.name for c in cols], convert)
-    sql, names, convert = plan
-    get = itemgetter(*names)
-    fix = [(i, f) for i, f in enumerate(convert) if f is not None]
-    if len(names) == 1:
-        values_ = [[get(row)] for row in rows]
-    else:
-        values_ = [list(get(row)) for row in rows]
-    if fix:
-        for t in values_:
-            for i, f in fix:
-                v = t[i]
-                if v is not None:
-                    t[i] = f(v)
-    conn.exec_driver_sql(sql, [tuple(t) for t in values_])
 
 
 def due_members(conn: Connection, as_of: datetime, local: date) -> list[str]:
