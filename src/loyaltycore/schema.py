@@ -51,6 +51,11 @@ def connect(url: str) -> SqlEngine:
             # WAL + NORMAL survives a killed process (committed transactions are in the
             # log); only an OS crash or power loss can lose the last commits.
             cur.execute("PRAGMA synchronous=NORMAL")
+            # With NORMAL, the only fsyncs are the checkpoints'. The default (1,000 pages)
+            # checkpointed after nearly every batch; 10,000 pages (~40 MB of log) halves
+            # the time spent committing, and a page written by several batches is copied
+            # once.
+            cur.execute("PRAGMA wal_autocheckpoint=10000")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.close()
 

@@ -22,6 +22,8 @@ from typing import Any
 from sqlalchemy import Table
 from sqlalchemy.engine import Connection
 
+from .tables import Timestamp
+
 IN_CHUNK = 500  # ids per IN (...) list
 
 Converter = Callable[[Any], Any]
@@ -169,7 +171,29 @@ def _converters(conn: Connection, table: Table, names: Sequence[str]) -> list[Co
     dialect = conn.dialect
     if dialect.name != "sqlite":
         return [None] * len(names)  # psycopg adapts datetimes, Decimals and bools itself
-    return [table.c[n].type.bind_processor(dialect) for n in names]
+    return [_remembered(f) if isinstance(table.c[n].type, Timestamp) and f is not None else f
+            for n in names for f in [table.c[n].type.bind_processor(dialect)]]
+
+
+_TEXT_OF_INSTANT: dict[Any, Any] = {}
+
+
+def _remembered(convert: Converter) -> Converter:
+    """A timestamp's text, remembered: one event's instant is written to its event row,
+    its entries, lot moves and lots, and converting an aware datetime to UTC text costs more
+    than a dictionary lookup. Equal instants in different offsets have one UTC text, so
+    they may share it."""
+    memo = _TEXT_OF_INSTANT
+
+    def text(value: Any) -> Any:
+        out = memo.get(value)
+        if out is None:
+            if len(memo) > 100_000:
+                memo.clear()
+            out = memo[value] = convert(value)
+        return out
+
+    return text
 
 
 def insert(conn: Connection, table: Table, rows: Sequence[dict], *,
