@@ -5,9 +5,10 @@
                                          [--seed 7] [--json]
 
 For each size, a fresh child process generates the group (loyaltycore.demo.generate),
-opens an engine on the repository's rulesets with the installed line plugins and a new
-SQLite file in a temporary directory, and runs the whole demo (run_demo: enrol, process
-month by month, jobs at each month's end, the report with its ledger check). It prints
+opens an engine on the repository's group policy (rulesets/) with the installed line
+plugins, which bring their own rulesets, and a new SQLite file in a temporary directory,
+and runs the whole demo (run_demo: enrol, process month by month, jobs at each month's
+end, the report with its ledger check). It prints
 wall time, CPU time, events, events/s (over processing only) and peak memory per size, with
 the time per event so that linear growth shows as a flat column.
 

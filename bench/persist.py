@@ -6,11 +6,12 @@
     .venv/bin/python -m cProfile -s cumtime bench/persist.py --only sqlite   # see
                                                             # bench/PERSIST_PROFILE.txt
 
-Rules: the example program (rulesets/ + the retail plugin, registered in-process). Events
-(seeded, prepared before any timing): retail purchases (~70%), refunds of earlier purchases
-(~5%) and redemptions (~25%; some overdraw and are rejected, which is stored too), in time
-order over the first half of 2026, as dicts: the timed path parses, decides, applies and
-writes them (``process_many(dicts, batch_size=500)``), one transaction per batch.
+Rules: the example program (the group policy in rulesets/ + the retail plugin, registered
+in-process, with the ruleset it ships). Events (seeded, prepared before any timing):
+retail purchases (~70%), refunds of earlier purchases (~5%) and redemptions (~25%; some
+overdraw and are rejected, which is stored too), in time order over the first half of
+2026, as dicts: the timed path parses, decides, applies and writes them
+(``process_many(dicts, batch_size=500)``), one transaction per batch.
 
 Figures:
 

@@ -165,8 +165,7 @@ def test_json_explain_has_traces_and_not_fired(tmp_path):
     assert set(first) == RECEIPT_KEYS | {"not_fired"}
     base = first["effects"][0]
     assert base["trace"] == {
-        "rule": "retail-base", "version": "2026.1", "file": str(support.RULESETS /
-                                                                "retail.yaml"),
+        "rule": "retail-base", "version": "2026.1", "file": str(support.RETAIL_RULES),
         "detail": "spend 268.00 x base rate 1 = 268 points",
         "values": {"event.amount": "268.00", "event.giftcard_paid": "0",
                    "event.giftcard_purchase": False, "event.parking_fee": "0"}}
@@ -274,7 +273,7 @@ def test_plugins_lists_retail_and_its_hooks():
     assert result.exit_code == 0
     infos = {i["name"]: i for i in json.loads(result.stdout)}
     assert infos["retail"]["lines"] == ["retail"]
-    assert infos["retail"]["hooks"] == ["loyalty_lines"]
+    assert infos["retail"]["hooks"] == ["loyalty_lines", "loyalty_rulesets"]
     assert infos["retail"]["version"] == "loyaltycore-retail 0.1.0"
     table = run("plugins")
     assert table.exit_code == 0

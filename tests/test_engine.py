@@ -1,6 +1,6 @@
 """The pipeline on concrete events, with every expected number worked out by hand.
 
-Real rulesets (rulesets/group.yaml + rulesets/retail.yaml): base rate 1 point per CNY,
+Real rulesets (rulesets/group.yaml + the retail plugin's retail.yaml): base rate 1 point per CNY,
 rounding floor; retail caps: multiplier 5, cost ratio 0.08, bonus 500 points.
 """
 
@@ -517,7 +517,6 @@ def test_tier_reaction_of_another_line_is_granted(tmp_path, ev):
                             "    to: silver\n    right: arcade-free-game\n\nrights:\n", 1)
     (tmp_path / "arcade.yaml").write_text(arcade, encoding="utf-8")
     shutil.copy(support.TEST_GROUP / "group.yaml", tmp_path / "group.yaml")
-    shutil.copy(support.RULESETS / "retail.yaml", tmp_path / "retail.yaml")
     engine = support.open_test(paths=[tmp_path])
 
     receipt = engine.process(ev.purchase("20000"))

@@ -6,8 +6,8 @@ to retail by ``LOYALTY_PLUGINS=retail`` in tests/conftest.py), and ``loyalty dry
 against ``loyalty process`` on the same file: the receipts agree event by event.
 
 Rulesets: tests/rulesets/ledger/plain (the test group: points never expire, refunds of
-spent points make the balance negative) + the real rulesets/retail.yaml. Times: a bare
-date is 10:00 Shanghai = 02:00 UTC.
+spent points make the balance negative) + the real retail rules, which the retail plugin
+ships. Times: a bare date is 10:00 Shanghai = 02:00 UTC.
 """
 
 from __future__ import annotations
@@ -42,15 +42,14 @@ from loyaltycore.store import (
 from plugins import support
 
 LEDGER = support.TEST_RULESETS / "ledger"
-RULES = ["--rulesets", str(LEDGER / "plain"), "--rulesets",
-         str(support.RULESETS / "retail.yaml")]
+RULES = ["--rulesets", str(LEDGER / "plain")]  # + the retail plugin's own rules
 SHANGHAI = timezone(timedelta(hours=8))
 
 
 def open_engine(db: str | None) -> Engine:
     """What the CLI opens, through the API: the same rulesets, the retail plugin only."""
-    return Engine.open([LEDGER / "plain", support.RULESETS / "retail.yaml"],
-                       plugins=[support.RETAIL], load_entrypoints=False, db=db)
+    return Engine.open([LEDGER / "plain"], plugins=[support.RETAIL], load_entrypoints=False,
+                       db=db)
 
 
 def loyalty(*args: str, code: int | None = 0):

@@ -4,7 +4,7 @@ Every test runs on a SQLite file and on a real PostgreSQL schema (the ``db_url``
 through the public API the way an embedder uses it: ``Engine.open(..., db=URL)``,
 ``process``/``process_many``/``redeem``/``run_jobs``, then ``member``, ``statement``,
 ``settlement`` and ``check_ledger``. The group policies are tests/rulesets/ledger/* (the
-test group with one field changed each); the retail line is the real rulesets/retail.yaml
+test group with one field changed each); the retail line is the real retail ruleset, shipped by the retail plugin
 (purchase points pending 7 days, a 200-point first-purchase bonus, refunds clawing back
 points in proportion) and the arcade line is the test arcade (points at once: 1 per CNY
 plus 5 for the first play of a day).
@@ -31,8 +31,9 @@ LEDGER = support.TEST_RULESETS / "ledger"
 
 
 def open_engine(db: str | None, policy: str = "plain", *, arcade: bool = True) -> Engine:
-    """The ledger test group ``policy`` + real retail rules (+ the test arcade line)."""
-    paths = [LEDGER / policy, support.RULESETS / "retail.yaml"]
+    """The ledger test group ``policy`` + real retail rules (from the retail plugin) (+ the
+    test arcade line)."""
+    paths = [LEDGER / policy]
     plugins = [support.RETAIL]
     if arcade:
         paths.append(support.ARCADE_RULES)

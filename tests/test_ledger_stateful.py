@@ -63,8 +63,9 @@ class QuietArcade:
 
 def open_engine(db: str | None, policy: str, *, streaks: bool = False) -> Engine:
     line_plugin = support.ARCADE if streaks else QuietArcade()
-    return Engine.open([LEDGER / policy, support.RULESETS / "retail.yaml",
-                        support.ARCADE_RULES], plugins=[support.RETAIL, line_plugin],
+    # The retail rules come with the retail plugin.
+    return Engine.open([LEDGER / policy, support.ARCADE_RULES],
+                       plugins=[support.RETAIL, line_plugin],
                        load_entrypoints=False, db=db, time_budget=5.0)
 
 

@@ -274,4 +274,4 @@ def test_plugin_info_lists_hooks_and_lines():
     assert arcade.lines == ["arcade"]
     assert arcade.hooks == ["loyalty_decide", "loyalty_lines"]
     assert info["bad-raise"].lines == ["bad_raise"]
-    assert info[support.RETAIL.__name__].hooks == ["loyalty_lines"]
+    assert info[support.RETAIL.__name__].hooks == ["loyalty_lines", "loyalty_rulesets"]

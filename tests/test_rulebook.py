@@ -108,7 +108,8 @@ def test_diagnostic_text_names_file_line_rule_and_field(tmp_path):
 
 
 def test_real_rulesets_are_clean_and_indexed():
-    book, diagnostics = check(support.RULESETS)
+    book, diagnostics = check(support.RULESETS,
+                              plugin_paths=support.RETAIL.loyalty_rulesets())
     assert book is not None and diagnostics == []
     (lb,) = book.lines["retail"]
     purchase = lb.by_type["purchase"]

@@ -20,7 +20,7 @@ from . import arcade as arcade_plugin
 
 TESTS = Path(__file__).resolve().parent.parent
 ROOT = TESTS.parent
-RULESETS = ROOT / "rulesets"
+RULESETS = ROOT / "rulesets"  # the group policy; each line's rules ship in its plugin
 EXAMPLES = ROOT / "examples"
 TEST_RULESETS = TESTS / "rulesets"
 TEST_GROUP = TEST_RULESETS / "group"
@@ -28,25 +28,28 @@ ARCADE_RULES = TEST_RULESETS / "arcade"
 ARCADE_VERSIONS = TEST_RULESETS / "arcade_versions"
 
 RETAIL = retail_plugin
+# The retail plugin's ruleset, which its loyalty_rulesets hook hands to the engine.
+RETAIL_RULES = retail_plugin.RULESETS / "retail.yaml"
 ARCADE = arcade_plugin
 ARCADE_NAME = arcade_plugin.__name__  # the plugin's registered name
 
 
 def open_real(**kwargs: Any) -> Engine:
-    """The real rulesets/ with only the retail plugin (no entry points)."""
+    """The real group policy with only the retail plugin (no entry points), whose
+    ``loyalty_rulesets`` hook adds the retail rules."""
     return Engine.open(RULESETS, plugins=[RETAIL], load_entrypoints=False, **kwargs)
 
 
 def open_test(*extra: Any, paths: list[Path] | None = None, arcade: bool = True,
               **kwargs: Any) -> Engine:
-    """The test group policy + real retail rules + arcade rules, retail + arcade plugins
-    and ``extra`` plugins."""
+    """The test group policy + arcade rules, retail + arcade plugins and ``extra`` plugins;
+    the real retail rules come with the retail plugin."""
     plugins = [RETAIL, *([ARCADE] if arcade else []), *extra]
     # A loaded CI machine can stall a trivial hook past the 50 ms production budget; tests
     # that are not about the budget must not depend on timing.
     kwargs.setdefault("time_budget", 2.0)
     if paths is None:
-        paths = [TEST_GROUP, RULESETS / "retail.yaml", *([ARCADE_RULES] if arcade else [])]
+        paths = [TEST_GROUP, *([ARCADE_RULES] if arcade else [])]
     return Engine.open(paths, plugins=plugins, load_entrypoints=False, **kwargs)
 
 
@@ -141,10 +144,12 @@ def make_decision(engine: Engine, effects: list[Any], *, raw: dict[str, Any] | N
 
 # --- broken rulesets, for the validation tests ---------------------------------------------
 
+# Version 2026.1, as the retail plugin's own ruleset: a file given to `loyalty validate` with
+# the same line and version replaces the plugin's, so only this directory's problems show.
 BROKEN_LINE_A = """\
 kind: line
 line: retail
-version: "a"
+version: "2026.1"
 effective_from: 2026-01-01T00:00:00+08:00
 earn:
   - id: base-typo-type
@@ -280,5 +285,6 @@ def pg_schema(base_url: str) -> tuple[str, Any]:
 
 
 def open_db(url: str, **kwargs: Any) -> Engine:
-    """The real rulesets/ with the retail plugin, on the database at ``url``."""
+    """The real group policy with the retail plugin (and its rules), on the database at
+    ``url``."""
     return Engine.open(RULESETS, plugins=[RETAIL], load_entrypoints=False, db=url, **kwargs)

@@ -1,6 +1,6 @@
-"""Test helpers for the retail line: an engine on the real group policy and the retail
-ruleset (both in the repository's rulesets/) with only the retail plugin, retail event
-factories and receipt readers. Imported by conftest.py and the tests."""
+"""Test helpers for the retail line: an engine on the real group policy with only the retail
+plugin (which ships the retail ruleset), retail event factories and receipt readers.
+Imported by conftest.py and the tests."""
 
 from __future__ import annotations
 
@@ -12,11 +12,11 @@ import loyaltycore_retail.plugin as retail_plugin
 
 from loyaltycore.engine import Engine
 
-# plugins/retail/tests -> the repository root. Unlike the other lines, retail's rules are
-# not shipped in the package: they live in the group's rulesets/ next to the group policy.
+# plugins/retail/tests -> the repository root, whose group policy sets the retail caps.
 ROOT = Path(__file__).resolve().parents[3]
 GROUP_POLICY = ROOT / "rulesets" / "group.yaml"
-RETAIL_RULES = ROOT / "rulesets" / "retail.yaml"
+# The retail rules, shipped in the package and handed to the core by loyalty_rulesets.
+RETAIL_RULES = retail_plugin.RULESETS / "retail.yaml"
 
 CN = timezone(timedelta(hours=8))  # the group timezone (Asia/Shanghai), no DST
 
@@ -75,8 +75,8 @@ class RetailEvents:
 def open_engine(**kwargs: Any) -> Engine:
     # Loaded CI machines can stall any call; these tests are not about the time budget.
     kwargs.setdefault("time_budget", 2.0)
-    return Engine.open([GROUP_POLICY, RETAIL_RULES], plugins=[retail_plugin],
-                       load_entrypoints=False, **kwargs)
+    return Engine.open(GROUP_POLICY, plugins=[retail_plugin], load_entrypoints=False,
+                       **kwargs)
 
 
 def by_rule(receipt: Any, kind: str = "hold") -> dict[str, Any]:

@@ -2,8 +2,9 @@
 birthday and tier multipliers, their monthly caps, the first-purchase bonus.
 
 Every expected figure is worked out by hand in the comment above it: base rate 1 point per
-CNY, rounding floor (rulesets/group.yaml), figures from rulesets/retail.yaml. Retail points
-are held (`hold` effects) for the 7-day return window, so they show as pending points.
+CNY, rounding floor (rulesets/group.yaml), figures from the ruleset this package ships
+(src/loyaltycore_retail/rulesets/retail.yaml). Retail points are held (`hold` effects) for
+the 7-day return window, so they show as pending points.
 Multipliers add up and do not compound: x2 adds base x 1, x1.25 adds floor(base x 0.25).
 """
 

@@ -1,14 +1,22 @@
-"""Retail's event types. Its earning, refunds and rights are all ruleset-expressible
-(rulesets/retail.yaml), so this plugin declares payloads and needs no Python hooks."""
+"""Retail's event types and its ruleset.
+
+Earning, refunds, qualifying credit and rights are all expressible in the ruleset shipped
+with this package (rulesets/retail.yaml), so the plugin declares payloads and ships that
+file; it needs no Python decision hooks.
+"""
 
 from __future__ import annotations
 
 from decimal import Decimal
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field
 
 from loyaltycore.plugin import EventPayload, LineSpec, hookimpl
+
+LINE = "retail"
+RULESETS = Path(__file__).resolve().parent / "rulesets"
 
 
 class Purchase(EventPayload):
@@ -33,5 +41,10 @@ class Refund(EventPayload):
 
 @hookimpl
 def loyalty_lines():
-    return [LineSpec(name="retail", description="Shopping malls and stores",
+    return [LineSpec(name=LINE, description="Shopping malls and stores",
                      event_types={"purchase": Purchase, "refund": Refund})]
+
+
+@hookimpl
+def loyalty_rulesets():
+    return [RULESETS]
