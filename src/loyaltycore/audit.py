@@ -155,9 +155,10 @@ def _lines(conn: Connection, report: CheckReport) -> None:
         .group_by(MOVES.c.issuer, MOVES.c.kind, MOVES.c.to_line)
     for issuer, kind, to_line, total in conn.execute(q):
         total = int(total)
-        if kind == "redeem":
-            line(issuer).redeemed_from += total
-            line(to_line).redeemed_at += total
+        if kind in ("redeem", "restore"):  # a cancelled redemption's points came back
+            sign = 1 if kind == "redeem" else -1
+            line(issuer).redeemed_from += sign * total
+            line(to_line).redeemed_at += sign * total
         elif kind == "expire":
             line(issuer).expired += total
         elif kind in ("reverse", "void", "repay"):

@@ -33,7 +33,7 @@ from .events import Event
 from .members import MemberSnapshot, Qualification
 from .periods import period_key
 from .receipts import RuleMiss, Violation
-from .redemption import redeem_effect
+from .redemption import redeem_effect, restore_effect
 from .rights import grant_effect, quota_room, right_counters
 from .rulebook import CompiledRule, GroupBook, LineBook, RuleBook, Step, TypeRules
 from .rulesets import Cap, Pending
@@ -51,6 +51,11 @@ class History(Protocol):
     ``refunded``, ``reversed``, ``line``; None if unknown."""
 
     def original(self, member_id: str, event_id: str) -> Mapping[str, Any] | None: ...
+
+    def redemption(self, member_id: str, event_id: str) -> Mapping[str, Any] | None:
+        """An earlier accepted ``redeem`` event of the member: ``line``, ``points`` spent
+        and ``restored`` (given back by cancellations so far); None if there is none."""
+        ...
 
 
 @dataclass(slots=True)
@@ -163,6 +168,11 @@ def decide(event: Event, member: MemberSnapshot, book: RuleBook, *, history: His
             kind="use_right", right=event.data.right, quantity=event.data.quantity)))
     elif event.type == "redeem":
         decision.effects.append(redeem_effect(decision))
+    elif event.type == "cancel_redemption":
+        restore = restore_effect(decision, history)
+        if restore is None:
+            return decision
+        decision.effects.append(restore)
     if plugins is not None and plugins.has_decide_hooks(event.line):
         added = None  # a plugin's effects may hold credit too: _tiers sums them all
         rights = True

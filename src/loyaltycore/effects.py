@@ -201,12 +201,27 @@ class RedeemPoints(_Effect):
     reference: str = ""
 
 
+class RestorePoints(_Effect):
+    """Points of the earlier redemption ``redemption`` given back to the member (the
+    built-in ``cancel_redemption`` event), into lots with the expiry of those it spent.
+    ``redeemed_at``, ``redeemed`` and ``restored_before``: where that redemption was made,
+    what it spent and what earlier cancellations gave back, as the ledger recorded them."""
+
+    kind: Literal["restore"] = "restore"
+    points: int = Field(ge=1)
+    redemption: str = Field(min_length=1)
+    redeemed_at: str
+    redeemed: int = Field(ge=0)
+    restored_before: int = Field(ge=0)
+    reason: str = ""
+
+
 Effect = Annotated[
     EarnPoints | HoldPoints | ReversePoints | QualifyingCredit | GrantRight | UseRight
-    | TierChange | RedeemPoints,
+    | TierChange | RedeemPoints | RestorePoints,
     Field(discriminator="kind"),
 ]
 EFFECT_ADAPTER: TypeAdapter[Effect] = TypeAdapter(Effect)
 EFFECT_TYPES = (EarnPoints, HoldPoints, ReversePoints, QualifyingCredit, GrantRight, UseRight,
-                TierChange, RedeemPoints)
+                TierChange, RedeemPoints, RestorePoints)
 POINT_EFFECTS = (EarnPoints, HoldPoints)

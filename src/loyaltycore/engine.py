@@ -514,6 +514,21 @@ class Engine:
                              "member": member_id, "occurred_at": at.isoformat(),
                              "data": {"points": points, "reference": reference}})
 
+    def cancel_redemption(self, member_id: str, redemption_id: str, *, line: str,
+                          event_id: str, at: datetime, points: int | None = None,
+                          reason: str = "") -> Receipt:
+        """Give back the points of the member's redemption ``redemption_id`` (the built-in
+        ``cancel_redemption`` event), all of them or ``points`` of them, at the ``line``
+        where they were spent. They return with their original expiry dates, and the
+        settlement between lines is reversed. Rejected, with the reason, for an unknown
+        redemption, another line, or more than is left to give back."""
+        data: dict[str, Any] = {"related_event": redemption_id, "reason": reason}
+        if points is not None:
+            data["points"] = points
+        return self.process({"id": event_id, "line": line, "type": "cancel_redemption",
+                             "member": member_id, "occurred_at": at.isoformat(),
+                             "data": data})
+
     def assign_tier(self, member_id: str, tier: str, *, reason: str, until: datetime,
                     at: datetime | None = None) -> None:
         """Put a member on ``tier`` by hand until ``until`` (then reviews judge them again,

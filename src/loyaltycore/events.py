@@ -57,9 +57,22 @@ class RedeemPayload(EventPayload):
     reference: str = Field(default="", max_length=128)
 
 
+class CancelRedemptionPayload(EventPayload):
+    """Payload of the built-in ``cancel_redemption`` event every line accepts: give back
+    points of the member's earlier ``redeem`` event ``related_event`` at the same line (a
+    voided sale, a cancelled booking). ``points`` defaults to all those not given back yet;
+    several partial cancellations may follow one redemption, never giving back more than
+    it spent. The points return with the expiry dates they had."""
+
+    related_event: str = Field(min_length=1, max_length=128)
+    points: int | None = Field(default=None, ge=1, le=100_000_000)
+    reason: str = Field(default="", max_length=500)
+
+
 ENVELOPE_FIELDS = ("id", "line", "type", "member", "occurred_at", "amount", "currency")
-BUILTIN_EVENT_TYPES: dict[str, type[EventPayload]] = {"use_right": UseRightPayload,
-                                                        "redeem": RedeemPayload}
+BUILTIN_EVENT_TYPES: dict[str, type[EventPayload]] = {
+    "use_right": UseRightPayload, "redeem": RedeemPayload,
+    "cancel_redemption": CancelRedemptionPayload}
 
 
 class Event(BaseModel):

@@ -28,7 +28,7 @@ from .effects import (
     UseRight,
 )
 from .receipts import Violation
-from .redemption import check_redemption
+from .redemption import check_redemption, check_restore
 from .rights import find_right, quota_room
 from .tiers import meets
 
@@ -94,6 +94,8 @@ def check(decision: Decision, *, plugin_lines: dict[str, frozenset[str]] | None 
     out.extend(reversals)
     if d.event.type == "redeem":
         check_redemption(d, out)
+    elif d.event.type == "cancel_redemption":
+        check_restore(d, out)
     return out
 
 

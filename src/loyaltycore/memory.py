@@ -30,6 +30,7 @@ from .effects import (
     HoldPoints,
     QualifyingCredit,
     RedeemPoints,
+    RestorePoints,
     ReversePoints,
     TierChange,
     UseRight,
@@ -64,7 +65,9 @@ from .tiers import review_target
 
 @dataclass(slots=True)
 class Facts:
-    """What an accepted event earned, for the refunds that may follow it."""
+    """What an accepted event earned, for the refunds that may follow it; for a
+    redemption, the pieces of lots it spent, for the cancellations that may follow it
+    (``reversed`` then counts the points given back)."""
 
     line: str
     amount: Decimal | None
@@ -72,6 +75,18 @@ class Facts:
     refunded: Decimal = Decimal(0)
     reversed: int = 0
     refundable: bool = True
+    spent: tuple[Spent, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Spent:
+    """Points a redemption took from one lot, with that lot's dates."""
+
+    lot: str
+    issuer: str
+    points: int
+    earned_at: datetime
+    expires_at: datetime | None
 
 
 @dataclass
@@ -297,6 +312,14 @@ class MemoryState:
         return {"points": f.points, "amount": f.amount, "refunded": f.refunded,
                 "reversed": f.reversed, "line": f.line}
 
+    def redemption(self, member_id: str, event_id: str) -> Mapping[str, Any] | None:
+        m = self.members.get(member_id)
+        f = m.facts.get(event_id) if m is not None else None
+        if f is None or not f.spent:
+            return None
+        return {"line": f.line, "points": sum(s.points for s in f.spent),
+                "restored": f.reversed}
+
     # --- letting time pass ---------------------------------------------------------------
 
     def advance(self, member_id: str, at: datetime) -> None:
@@ -491,7 +514,10 @@ class MemoryState:
                 facts.refundable = False  # a refund itself cannot be refunded
                 self._reverse(m, e, event, n, policy)
             elif isinstance(e, RedeemPoints):
-                self._redeem(m, e, event, n)
+                self._redeem(m, e, event, n, facts)
+            elif isinstance(e, RestorePoints):
+                facts.refundable = False
+                self._restore(m, e, event, n)
             elif isinstance(e, QualifyingCredit):
                 self._credit(m, e, month)
             elif isinstance(e, GrantRight):
@@ -574,17 +600,68 @@ class MemoryState:
         else:
             del m.grants[e.right]
 
-    def _redeem(self, m: Member, e: RedeemPoints, event: Event, n: int) -> None:
+    def _redeem(self, m: Member, e: RedeemPoints, event: Event, n: int, facts: Facts) -> None:
         self.full_lots(m)
         lots = sorted((lot for lot in m.lots.values() if lot.status == AVAILABLE),
                       key=Lot.spend_order)
+        dates = {lot.id: (lot.earned_at, lot.expires_at) for lot in lots}
         taken, moves, _ = self._take(m, lots, e.points, "redeem", e.line)
+        facts.spent += tuple(Spent(mv.lot, mv.issuer, mv.points, *dates[mv.lot])
+                             for mv in moves)
         m.available -= taken
         self._post(m, Entry(id=f"{m.id}|{event.id}|redeem{n}", member=m.id, kind="redeem",
                             at=event.occurred_at, event_id=event.id,
                             postings=(Posting(AVAILABLE, m.id, -taken),
                                       Posting(redeemed(e.line), None, taken)),
                             moves=tuple(moves), memo=e.reference))
+
+    def _restore(self, m: Member, e: RestorePoints, event: Event, n: int) -> None:
+        """Give back points of a redemption: the pieces it spent last come back first, each
+        into a new lot of its issuer with the original lot's dates."""
+        f = m.facts[e.redemption]
+        skip, left = f.reversed, e.points
+        f.reversed += e.points
+        if m.changes is not None:
+            m.changes.facts.add(e.redemption)
+        at = event.occurred_at
+        entry_id = f"{m.id}|{event.id}|restore{n}"
+        moves, lots = [], []
+        for i, piece in enumerate(reversed(f.spent)):
+            here = piece.points
+            if skip:
+                done = min(skip, here)
+                skip -= done
+                here -= done
+            back = min(here, left)
+            if not back:
+                continue
+            left -= back
+            lot = Lot(id=f"{entry_id}.{i}", member=m.id, line=piece.issuer, points=back,
+                      remaining=back, status=AVAILABLE, earned_at=piece.earned_at,
+                      available_from=at, vests_on=None, expires_at=piece.expires_at,
+                      source_event=event.id, rule=None, origin=f"restore:{piece.lot}",
+                      entry=entry_id)
+            moves.append(Move(lot.id, "restore", back, piece.issuer, e.line))
+            lots.append(lot)
+        m.available += e.points
+        self._post(m, Entry(id=entry_id, member=m.id, kind="restore", at=at,
+                            event_id=event.id,
+                            postings=(Posting(redeemed(e.line), None, -e.points),
+                                      Posting(AVAILABLE, m.id, e.points)),
+                            moves=tuple(moves), memo=e.reason or f"cancels {e.redemption}"))
+        for lot in lots:
+            m.lots[lot.id] = lot
+            if m.changes is not None:
+                m.changes.new_lots[lot.id] = lot
+            m.next_due = _earliest(m.next_due, lot.expires_at)
+            repay = self._repay(m, lot)
+            if repay is not None:
+                self._close_if_empty(m, lot)
+                self._post(m, Entry(id=f"{lot.id}|repay", member=m.id, kind="repay", at=at,
+                                    event_id=event.id, postings=(), moves=(repay,),
+                                    memo="repays a negative balance"))
+        if m.next_due is not None and m.next_due <= at:
+            self._advance(m, at)  # points whose date has passed expire now, as they would have
 
     def _reverse(self, m: Member, e: ReversePoints, event: Event, n: int,
                  policy: GroupPolicy) -> None:

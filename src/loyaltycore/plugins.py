@@ -23,7 +23,7 @@ import pluggy
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from . import hookspecs
-from .effects import EFFECT_ADAPTER, EFFECT_TYPES, RedeemPoints, TierChange
+from .effects import EFFECT_ADAPTER, EFFECT_TYPES, RedeemPoints, RestorePoints, TierChange
 from .errors import ConfigurationError, PluginError
 from .events import EventPayload
 
@@ -238,9 +238,10 @@ class PluginHost:
                                          f"{err['msg']})") from None
             if not isinstance(effect, EFFECT_TYPES) or isinstance(effect, TierChange):
                 raise PluginError(owner, "plugins cannot move tiers; the group ladder does")
-            if isinstance(effect, RedeemPoints):
-                raise PluginError(owner, "plugins cannot spend a member's points; only the "
-                                         "member's own redeem event does")
+            if isinstance(effect, RedeemPoints | RestorePoints):
+                raise PluginError(owner, "plugins cannot spend or give back a member's "
+                                         "points; only the member's own redeem and "
+                                         "cancel_redemption events do")
             if effect.line not in lines:
                 raise PluginError(owner, f"line isolation: emitted a {effect.kind} effect for "
                                          f"line {effect.line!r}; it may only emit for "

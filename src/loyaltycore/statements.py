@@ -13,7 +13,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.engine import Connection
 
 from .ledger import AVAILABLE, PENDING, Entry
@@ -125,8 +125,12 @@ class Settlement(BaseModel):
 
 def settlement(conn: Connection, since: datetime | None, until: datetime | None,
                point_value: Decimal, currency: str) -> list[Settlement]:
-    q = select(MOVES.c.issuer, MOVES.c.to_line, func.sum(MOVES.c.points)) \
-        .where(MOVES.c.kind == "redeem").group_by(MOVES.c.issuer, MOVES.c.to_line)
+    # A cancelled redemption (restore moves) gives back what it owed, in the period of the
+    # cancellation: a period can owe a negative amount (a credit note).
+    signed = case((MOVES.c.kind == "redeem", MOVES.c.points), else_=-MOVES.c.points)
+    q = select(MOVES.c.issuer, MOVES.c.to_line, func.sum(signed)) \
+        .where(MOVES.c.kind.in_(("redeem", "restore"))) \
+        .group_by(MOVES.c.issuer, MOVES.c.to_line)
     if since is not None:
         q = q.where(MOVES.c.at >= since)
     if until is not None:
@@ -134,6 +138,8 @@ def settlement(conn: Connection, since: datetime | None, until: datetime | None,
     out = []
     for issuer, redeemer, points in sorted(conn.execute(q)):
         points = int(points)
+        if not points:
+            continue  # spent and given back within the period
         out.append(Settlement(issuer=issuer, redeemer=redeemer, points=points,
                               amount=(point_value * points).quantize(Decimal("0.01")),
                               currency=currency))

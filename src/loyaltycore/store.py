@@ -25,7 +25,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import OperationalError
 
@@ -33,7 +33,7 @@ from . import sqlrows
 from .errors import ConfigurationError
 from .events import Event
 from .ledger import Changes, Grant, Lot
-from .memory import Facts, Member, MemoryState
+from .memory import Facts, Member, MemoryState, Spent
 from .periods import recent_periods
 from .receipts import Receipt
 from .reviews import review_dates
@@ -348,12 +348,13 @@ class SqlState(MemoryState):
 
     def _load_facts(self, conn: Connection, pairs: Sequence[tuple[str, str]]) -> None:
         self.facts_tried.update(pairs)  # an event the store does not have is asked once
-        for r in _by_member_and_id(conn, pairs, "status", "line", "amount", "points",
+        for r in _by_member_and_id(conn, pairs, "status", "type", "line", "amount", "points",
                                    "refunded", "reversed", "refundable"):
             if r.status == "accepted":
                 self.members[r.member_id].facts[r.event_id] = Facts(
                     line=r.line, amount=r.amount, points=r.points, refunded=r.refunded,
-                    reversed=r.reversed, refundable=r.refundable)
+                    reversed=r.reversed, refundable=r.refundable,
+                    spent=_spent(conn, r.member_id, r.event_id) if r.type == "redeem" else ())
 
     def record_conflict(self, event: Event, reason: str) -> None:
         """Keep a resubmission that conflicts with its id's first payload among the rejects,
@@ -369,12 +370,19 @@ class SqlState(MemoryState):
                                      at=datetime.now(UTC)))
 
     def original(self, member_id: str, event_id: str) -> Any:
+        self._facts_of(member_id, event_id)
+        return super().original(member_id, event_id)
+
+    def redemption(self, member_id: str, event_id: str) -> Any:
+        self._facts_of(member_id, event_id)
+        return super().redemption(member_id, event_id)
+
+    def _facts_of(self, member_id: str, event_id: str) -> None:
         m = self.members.get(member_id)
         key = (member_id, event_id)
         if m is not None and event_id not in m.facts and self.conn is not None \
                 and key not in self.facts_tried:
             self._load_facts(self.conn, [key])
-        return super().original(member_id, event_id)
 
     # --- writing a unit of work ------------------------------------------------------
 
@@ -448,6 +456,22 @@ def _by_member_and_id(conn: Connection, pairs: Sequence[tuple[str, str]], *colum
     """Rows of ``events`` for (member, event id) pairs, through the primary key."""
     return sqlrows.select_pairs(conn, EVENTS, ("member_id", "event_id"), pairs,
                                 ("member_id", "event_id", *columns))
+
+
+def _spent(conn: Connection, member_id: str, event_id: str) -> tuple[Spent, ...]:
+    """The pieces of lots a redemption took, in the order it took them (its entry may be
+    under an id since merged into ``member_id``)."""
+    ids = select(MEMBERS.c.id).where(or_(MEMBERS.c.id == member_id,
+                                         MEMBERS.c.merged_into == member_id))
+    q = select(MOVES.c.lot_id, MOVES.c.issuer, MOVES.c.points, LOTS.c.earned_at,
+               LOTS.c.expires_at) \
+        .select_from(ENTRIES.join(MOVES, MOVES.c.entry_id == ENTRIES.c.id)
+                     .join(LOTS, LOTS.c.id == MOVES.c.lot_id)) \
+        .where(ENTRIES.c.member_id.in_(ids), ENTRIES.c.event_id == event_id,
+               ENTRIES.c.kind == "redeem", MOVES.c.kind == "redeem") \
+        .order_by(ENTRIES.c.id, MOVES.c.seq)
+    return tuple(Spent(r.lot_id, r.issuer, r.points, r.earned_at, r.expires_at)
+                 for r in conn.execute(q))
 
 
 def _lot(r: Any) -> Lot:
