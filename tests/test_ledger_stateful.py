@@ -26,7 +26,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, Phase, settings
+from hypothesis import HealthCheck, Phase, event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
@@ -94,6 +94,7 @@ class LedgerMachine(RuleBasedStateMachine):
         self.sent: list[dict] = []  # every event sent, as sent
         self.receipts: dict[tuple[str, str], dict] = {}  # first answer per (member, id)
         self.purchases: list[dict] = []  # accepted purchases and plays (refundable)
+        self.redemptions: list[dict] = []  # accepted redemptions (cancellable)
 
     def teardown(self) -> None:
         self.db.close()
@@ -126,6 +127,8 @@ class LedgerMachine(RuleBasedStateMachine):
                 self.sent.append(raw)
                 if r_db.accepted and raw["type"] in ("purchase", "play"):
                     self.purchases.append(raw)
+                if r_db.accepted and raw["type"] == "redeem":
+                    self.redemptions.append(raw)
         return got
 
     # --- rules -----------------------------------------------------------------------
@@ -170,6 +173,25 @@ class LedgerMachine(RuleBasedStateMachine):
         self._send([ev.make(line=line, type="redeem", id=self._id("x"), at=self._at(hours),
                             points=points, reference="till")])
 
+    @precondition(lambda self: self.redemptions)
+    @rule(pick=st.integers(0, 10_000), points=st.sampled_from([None, 50, 100, 400]),
+          other_line=st.booleans(), hours=st.integers(0, 240))
+    def cancel_redemption(self, pick: int, points: int | None, other_line: bool,
+                          hours: int) -> None:
+        """A whole or partial cancellation (sometimes more than is left, or from the wrong
+        line: rejected alike on both), possibly after the spent points' expiry."""
+        original = self.redemptions[pick % len(self.redemptions)]
+        line = original["line"]
+        if other_line:
+            line = "arcade" if line == "retail" else "retail"
+        data = {"related_event": original["id"]}
+        if points is not None:
+            data["points"] = points
+        ev = support.Events(member=original["member"])
+        got = self._send([ev.make(line=line, type="cancel_redemption", id=self._id("c"),
+                                  at=self._at(hours), **data)])[0]
+        event(f"cancel_redemption {'accepted' if got.accepted else 'rejected'}")
+
     @rule(members=st.lists(st.sampled_from(MEMBERS), min_size=2, max_size=4),
           points=st.sampled_from([100, 400]))
     def batch(self, members: list[str], points: int) -> None:
@@ -207,6 +229,8 @@ class LedgerMachine(RuleBasedStateMachine):
         raw = dict(self.sent[pick % len(self.sent)])
         if "amount" in raw:
             raw["amount"] = str(float(raw["amount"]) + 1)
+        elif raw["type"] == "cancel_redemption":
+            raw["data"] = {**raw["data"], "reason": "another payload"}
         else:
             raw["data"] = {**raw["data"], "points": raw["data"]["points"] + 1}
         before = self.db.check_ledger().as_dict()
