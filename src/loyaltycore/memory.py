@@ -56,7 +56,7 @@ from .ledger import (
 )
 from .members import MemberProfile, MemberSnapshot, Qualification
 from .periods import recent_periods
-from .receipts import Receipt
+from .receipts import Receipt, pack, unpack
 from .reviews import ReviewMove, month_before, review_dates
 from .rulesets import GroupPolicy
 from .tiers import review_target
@@ -93,7 +93,9 @@ class Member:
     counters: dict[str, int] = field(default_factory=dict)
     grants: dict[str, list[Grant]] = field(default_factory=dict)  # open vouchers by right
     facts: dict[str, Facts] = field(default_factory=dict)
-    seen: dict[str, tuple[Any, Receipt | None]] = field(default_factory=dict)
+    # event id -> (fingerprint, receipt), or (fingerprint, *receipt packed): MemoryState
+    # packs the receipts it keeps (receipts.pack), read back with receipt_of_seen
+    seen: dict[str, tuple] = field(default_factory=dict)
     has_events: bool = False
     entry_seq: int = 0
     counters_day: date | None = None  # counters of periods before this day's are dropped
@@ -146,6 +148,9 @@ class MemoryState:
         self.journal: list[Entry] = []
         self.tier_history: list[TierMove] = []
         self.identities: dict[tuple[str, str], str] = {}  # (kind, keyed hash) -> member
+        # Receipts kept for idempotency are packed (receipts.pack: the garbage collector
+        # does not walk them), unless a subclass reads ``seen`` its own way.
+        self.pack_receipts = type(self).receipt_of_seen is MemoryState.receipt_of_seen
 
     def full_lots(self, m: Member) -> None:
         """Make sure every live lot of ``m`` is at hand (the store loads them lazily: an
@@ -221,8 +226,10 @@ class MemoryState:
     def fingerprint(self, event: Event) -> Any:
         return fingerprint(event)
 
-    def receipt_of_seen(self, m: Member, event_id: str, seen: tuple[Any, Receipt | None]
-                        ) -> Receipt:
+    def receipt_of_seen(self, m: Member, event_id: str, seen: tuple) -> Receipt:
+        """The receipt kept in ``m.seen[event_id]`` (``seen``): equal to the one given."""
+        if len(seen) > 2:
+            return unpack(seen, 1)
         receipt = seen[1]
         assert receipt is not None
         return receipt
@@ -440,7 +447,7 @@ class MemoryState:
         event = decision.event
         m = self._get(event.member, event.occurred_at)
         fp = self.fingerprint(event)
-        m.seen[event.id] = (fp, receipt)
+        m.seen[event.id] = (self.pack_receipts and pack(receipt, (fp,))) or (fp, receipt)
         ch = m.changes
         if ch is not None:
             ch.events.append((event, fp, receipt))
