@@ -401,6 +401,34 @@ def test_resubmitted_events_get_back_exactly_their_receipts(engine, ev):
         assert _identical(duplicate.receipt, original.receipt)
 
 
+def test_the_journal_in_memory_reads_back_what_the_store_records(tmp_path, ev):
+    """The in-memory journal keeps entries compact (memory.Journal); read back, they are
+    the entries the store writes for the same events, postings and moves included."""
+    mem = support.open_real()
+    db = support.open_real(db=tmp_path / "ledger.db")
+    raws = [ev.purchase("1", at="2026-01-05"), ev.purchase("500", id="p1", category="beauty"),
+            ev.purchase("800", id="p2", at="2026-03-20"), ev.refund("p1", "200", id="r1"),
+            ev.refund("p2", "800", at="2026-04-20", id="r2")]
+    for engine in (mem, db):
+        engine.enrol({"id": "M1"})
+        for raw in raws:
+            assert engine.process(dict(raw)).accepted
+        engine.run_jobs(datetime.fromisoformat("2026-05-01T00:00:00+08:00"))
+    entries = list(mem.state.journal)
+    assert {e.kind for e in entries} >= {"earn", "vest", "reverse"}
+    assert any(e.moves for e in entries) and all(e.seq for e in entries)
+    assert entries[1:3] == mem.state.journal[1:3] and entries[-1] == mem.state.journal[-1]
+    assert list(mem.state.journal.of({"M1"})) == entries
+    for e in entries:
+        if e.kind == "vest":
+            (move,) = e.moves
+            assert (move.kind, e.id, move.issuer) == ("vest", f"M1|vest|{move.lot}", "retail")
+            assert move.points == e.postings[1].points > 0
+    assert mem.statement("M1") == db.statement("M1")
+    assert len(mem.statement("M1").lines) == len(entries)
+    db.close()
+
+
 def test_same_id_with_a_different_payload_raises(engine, ev):
     engine.process(ev.purchase("250", id="once"))
     before = member_state(engine, "M1")
