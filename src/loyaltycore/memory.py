@@ -101,6 +101,15 @@ class Journal(Sequence[Entry]):
             row += (mv.lot, mv.kind, mv.points, mv.issuer, mv.to_line)
         self._rows.append(tuple(row))
 
+    def add_earn(self, entry_id: str, member: str, at: datetime, event_id: str,
+                 postings: dict[tuple[str, str | None], int], seq: int) -> None:
+        """Keep an earn entry given by its fields (what :meth:`add` keeps for
+        ``Entry(entry_id, member, "earn", at, event_id, postings, seq=seq)``)."""
+        row = [entry_id, member, "earn", at, event_id, None, "", seq, len(postings), 0]
+        for (account, who), points in postings.items():
+            row += (account, who, points)
+        self._rows.append(tuple(row))
+
     def __len__(self) -> int:
         return len(self._rows)
 
@@ -168,6 +177,10 @@ class Member:
     reviewed_to: date | None = None  # reviews have been run for dates up to this one
     merged_into: str | None = None
     changes: Changes | None = None  # set while the store is recording a unit of work
+
+
+_POINT_EFFECTS = (EarnPoints, HoldPoints)
+_UNSET = object()
 
 
 def fingerprint(event: Event) -> int:
@@ -520,24 +533,30 @@ class MemoryState:
         m.has_events = True
         gb = decision.group
         policy, tz = gb.policy, gb.tz
-        facts = m.facts.setdefault(event.id, Facts(line=event.line, amount=event.amount))
+        facts = m.facts.get(event.id)
+        if facts is None:
+            facts = m.facts[event.id] = Facts(line=event.line, amount=event.amount)
         month = _month(decision.local_date)
         at = event.occurred_at
-        expires = expiry_of(policy.expiry, at, tz)
+        expires: Any = _UNSET  # computed for the first lot
+        prefix = f"{m.id}|{event.id}|"
+        earn_id = prefix + "earn"
         postings: dict[tuple[str, str | None], int] = {}
         n = 0
         for e in decision.effects:
             n += 1
-            if isinstance(e, EarnPoints | HoldPoints):
+            if isinstance(e, _POINT_EFFECTS):
                 if not e.points:
                     continue
                 facts.points += e.points
                 pending = isinstance(e, HoldPoints)
-                lot = Lot(id=f"{m.id}|{event.id}|{n}", member=m.id, line=e.line, points=e.points,
+                if expires is _UNSET:
+                    expires = expiry_of(policy.expiry, at, tz)
+                lot = Lot(id=f"{prefix}{n}", member=m.id, line=e.line, points=e.points,
                           remaining=e.points, status=PENDING if pending else AVAILABLE,
                           earned_at=at, available_from=e.vests_at if pending else at,
                           vests_on=e.vests_on if pending else None, expires_at=expires,
-                          source_event=event.id, rule=e.rule, entry=f"{m.id}|{event.id}|earn")
+                          source_event=event.id, rule=e.rule, entry=earn_id)
                 account = PENDING if pending else AVAILABLE
                 key = (issued(e.line), None)
                 postings[key] = postings.get(key, 0) - e.points
@@ -552,10 +571,10 @@ class MemoryState:
                 m.lots[lot.id] = lot
                 if ch is not None:
                     ch.new_lots[lot.id] = lot
-                repay = self._repay(m, lot)
+                repay = self._repay(m, lot) if m.debt else None
                 if repay is not None:
                     self._close_if_empty(m, lot)
-                    self._post(m, Entry(id=f"{m.id}|{event.id}|repay{n}", member=m.id,
+                    self._post(m, Entry(id=f"{prefix}repay{n}", member=m.id,
                                         kind="repay", at=at, event_id=event.id, postings=(),
                                         moves=(repay,), memo="repays a negative balance"))
             elif isinstance(e, ReversePoints):
@@ -580,10 +599,15 @@ class MemoryState:
                 self._tier_move(m, TierMove(m.id, at, e.from_tier, e.to_tier, e.reason,
                                             event.id, e.trace.detail if e.trace else ""))
         if postings:
-            self._post(m, Entry(id=f"{m.id}|{event.id}|earn", member=m.id, kind="earn", at=at,
-                                event_id=event.id,
-                                postings=tuple(Posting(a, who, p)
-                                               for (a, who), p in postings.items())))
+            if ch is None:  # in memory: straight into the journal, no Entry to build
+                m.entry_seq += 1
+                if self.keep_journal:
+                    self.journal.add_earn(earn_id, m.id, at, event.id, postings, m.entry_seq)
+            else:
+                self._post(m, Entry(id=earn_id, member=m.id, kind="earn", at=at,
+                                    event_id=event.id,
+                                    postings=tuple(Posting(a, who, p)
+                                                   for (a, who), p in postings.items())))
         counters = m.counters
         for key, delta in decision.counters.items():
             counters[key] = counters.get(key, 0) + delta
