@@ -498,13 +498,15 @@ def totals_a(engine: Engine) -> tuple[dict, Counter]:
     earned = reversed_ = net = accepted = rejected = grants = 0
     reasons: Counter[str] = Counter()
     tiers: Counter[str] = Counter()
-    for m in engine.state.members.values():
+    state = engine.state
+    for m in state.members.values():
         tiers[m.tier] += 1
         net += m.available + m.pending
         for f in m.facts.values():
             earned += f.points
             reversed_ += f.reversed
-        for _ev, receipt in m.seen.values():
+        for event_id, seen in m.seen.items():
+            receipt = state.receipt_of_seen(m, event_id, seen)
             if receipt.accepted:
                 accepted += 1
                 grants += sum(1 for e in receipt.effects if isinstance(e, GrantRight))

@@ -357,6 +357,78 @@ def test_same_rejected_event_twice_is_rejected_the_same(engine, ev):
     assert engine.process(raw) == first and not first.accepted
 
 
+def _identical(a, b) -> bool:
+    """Equal, with the same types inside (repr shows Decimal('1') against '1') and the same
+    fields set, down to every effect and trace."""
+    return (a == b and repr(a) == repr(b) and a.model_dump() == b.model_dump()
+            and a.model_dump_json() == b.model_dump_json()
+            and a.model_fields_set == b.model_fields_set
+            and [e.model_fields_set for e in a.effects] == [e.model_fields_set for e in b.effects]
+            and [e.trace and e.trace.model_fields_set for e in a.effects]
+            == [e.trace and e.trace.model_fields_set for e in b.effects])
+
+
+def test_resubmitted_events_get_back_exactly_their_receipts(engine, ev):
+    """The state keeps receipts in a compact form: what a resubmission gets back must be
+    the very receipt given the first time, accepted or rejected, in a run and in a dry-run."""
+    engine.enrol({"id": "M2"})
+    seasoned(engine, ev)
+    raws = [ev.purchase("250", member="M2", id="first"),          # first purchase: pending
+            ev.purchase("80000", at="2026-03-04T10:00:00+08:00", id="gold"),  # tier, voucher
+            ev.purchase("1200.50", category="beauty", channel="app", id="multi"),
+            ev.refund("multi", "200.25", id="back"),
+            ev.refund("multi", "5000", id="over"),                  # rejected, with numbers
+            ev.use("group-welcome-gold", at="2026-03-05", id="voucher"),
+            ev.use("free-lunch", id="unknown")]                     # rejected
+    dry = engine.dry_run(raws + [dict(raw) for raw in raws])
+    first = [engine.process(raw) for raw in raws]
+    assert [r.accepted for r in first] == [True, True, True, True, False, True, False]
+    assert any(e.trace and e.trace.values for r in first for e in r.effects)
+    rebuilt = 0
+    for raw, receipt in zip(raws, first, strict=True):
+        again = engine.process(dict(raw))
+        assert _identical(again, receipt)
+        rebuilt += again is not receipt
+    assert engine.duplicates == len(raws)
+    assert rebuilt >= 5  # the accepted ones at least were kept compact and rebuilt
+    # The dry-run ran each event twice: the second time is a duplicate with the same receipt.
+    outcomes = {}
+    for o in dry.outcomes:
+        outcomes.setdefault(o.receipt.event_id, []).append(o)
+    assert len(outcomes) == len(raws)
+    for original, duplicate in outcomes.values():
+        assert not original.duplicate and duplicate.duplicate
+        assert _identical(duplicate.receipt, original.receipt)
+
+
+def test_the_journal_in_memory_reads_back_what_the_store_records(tmp_path, ev):
+    """The in-memory journal keeps entries compact (memory.Journal); read back, they are
+    the entries the store writes for the same events, postings and moves included."""
+    mem = support.open_real()
+    db = support.open_real(db=tmp_path / "ledger.db")
+    raws = [ev.purchase("1", at="2026-01-05"), ev.purchase("500", id="p1", category="beauty"),
+            ev.purchase("800", id="p2", at="2026-03-20"), ev.refund("p1", "200", id="r1"),
+            ev.refund("p2", "800", at="2026-04-20", id="r2")]
+    for engine in (mem, db):
+        engine.enrol({"id": "M1"})
+        for raw in raws:
+            assert engine.process(dict(raw)).accepted
+        engine.run_jobs(datetime.fromisoformat("2026-05-01T00:00:00+08:00"))
+    entries = list(mem.state.journal)
+    assert {e.kind for e in entries} >= {"earn", "vest", "reverse"}
+    assert any(e.moves for e in entries) and all(e.seq for e in entries)
+    assert entries[1:3] == mem.state.journal[1:3] and entries[-1] == mem.state.journal[-1]
+    assert list(mem.state.journal.of({"M1"})) == entries
+    for e in entries:
+        if e.kind == "vest":
+            (move,) = e.moves
+            assert (move.kind, e.id, move.issuer) == ("vest", f"M1|vest|{move.lot}", "retail")
+            assert move.points == e.postings[1].points > 0
+    assert mem.statement("M1") == db.statement("M1")
+    assert len(mem.statement("M1").lines) == len(entries)
+    db.close()
+
+
 def test_same_id_with_a_different_payload_raises(engine, ev):
     engine.process(ev.purchase("250", id="once"))
     before = member_state(engine, "M1")

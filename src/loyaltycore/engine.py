@@ -390,7 +390,7 @@ class Engine:
         if self.store is None:
             mid = self.state.resolve(member_id)
             ids = {mid} | {a for a, s in self.state.aliases.items() if s == mid}
-            return statement_from_journal(mid, ids, self.state.journal, since)
+            return statement_from_journal(mid, ids, self.state.journal.of(ids), since)
         with self.store.reading() as conn:
             return statement_from_db(conn, surviving_id(conn, member_id), since)
 

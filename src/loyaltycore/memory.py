@@ -17,11 +17,11 @@ until something is actually due.
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from collections.abc import Container, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, tzinfo
 from decimal import Decimal
-from typing import Any
+from typing import Any, overload
 
 from .decide import Decision
 from .effects import (
@@ -57,7 +57,7 @@ from .ledger import (
 )
 from .members import MemberProfile, MemberSnapshot, Qualification
 from .periods import recent_periods
-from .receipts import Receipt
+from .receipts import Receipt, pack, unpack
 from .reviews import ReviewMove, month_before, review_dates
 from .rulesets import GroupPolicy
 from .tiers import review_target
@@ -89,6 +89,77 @@ class Spent:
     expires_at: datetime | None
 
 
+class Journal(Sequence[Entry]):
+    """The journal entries a :class:`MemoryState` posted, in that order (a read-only
+    sequence of :class:`~loyaltycore.ledger.Entry`).
+
+    Each entry is kept as one flat tuple: its own fields, the number of postings and of
+    moves, then three values per posting and five per move. CPython stops tracking such a
+    tuple at its first collection, where an entry with its postings and moves is ~6 objects
+    that every full collection walks. Reading an entry builds an equal one.
+    """
+
+    __slots__ = ("_rows",)
+
+    def __init__(self, entries: Iterable[Entry] = ()):
+        self._rows: list[tuple] = []
+        for e in entries:
+            self.add(e)
+
+    def add(self, e: Entry, seq: int | None = None) -> None:
+        """Keep ``e`` (with ``seq`` as its sequence number, if given)."""
+        row = [e.id, e.member, e.kind, e.at, e.event_id, e.corrects, e.memo,
+               e.seq if seq is None else seq, len(e.postings), len(e.moves)]
+        for p in e.postings:
+            row += (p.account, p.member, p.points)
+        for mv in e.moves:
+            row += (mv.lot, mv.kind, mv.points, mv.issuer, mv.to_line)
+        self._rows.append(tuple(row))
+
+    def add_earn(self, entry_id: str, member: str, at: datetime, event_id: str,
+                 postings: dict[tuple[str, str | None], int], seq: int) -> None:
+        """Keep an earn entry given by its fields (what :meth:`add` keeps for
+        ``Entry(entry_id, member, "earn", at, event_id, postings, seq=seq)``)."""
+        row = [entry_id, member, "earn", at, event_id, None, "", seq, len(postings), 0]
+        for (account, who), points in postings.items():
+            row += (account, who, points)
+        self._rows.append(tuple(row))
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    @overload
+    def __getitem__(self, i: int) -> Entry: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> list[Entry]: ...
+
+    def __getitem__(self, i: int | slice) -> Entry | list[Entry]:
+        if isinstance(i, slice):
+            return [_entry(row) for row in self._rows[i]]
+        return _entry(self._rows[i])
+
+    def __iter__(self) -> Iterator[Entry]:
+        return map(_entry, self._rows)
+
+    def of(self, members: Container[str]) -> Iterator[Entry]:
+        """The entries of ``members``: posted for one of them or with a posting of one."""
+        for row in self._rows:
+            end = 10 + 3 * row[8]
+            if row[1] in members or any(who in members for who in row[11:end:3]):
+                yield _entry(row)
+
+
+def _entry(row: tuple) -> Entry:
+    end = 10 + 3 * row[8]
+    postings = row[10:end]
+    moves = row[end:]
+    return Entry(row[0], row[1], row[2], row[3], row[4],
+                 tuple(Posting(*postings[i:i + 3]) for i in range(0, len(postings), 3)),
+                 tuple(Move(*moves[i:i + 5]) for i in range(0, len(moves), 5)),
+                 row[5], row[6], row[7])
+
+
 @dataclass
 class Member:
     id: str
@@ -108,7 +179,9 @@ class Member:
     counters: dict[str, int] = field(default_factory=dict)
     grants: dict[str, list[Grant]] = field(default_factory=dict)  # open vouchers by right
     facts: dict[str, Facts] = field(default_factory=dict)
-    seen: dict[str, tuple[Any, Receipt | None]] = field(default_factory=dict)
+    # event id -> (fingerprint, receipt), or (fingerprint, *receipt packed): MemoryState
+    # packs the receipts it keeps (receipts.pack), read back with receipt_of_seen
+    seen: dict[str, tuple] = field(default_factory=dict)
     has_events: bool = False
     entry_seq: int = 0
     counters_day: date | None = None  # counters of periods before this day's are dropped
@@ -119,6 +192,10 @@ class Member:
     reviewed_to: date | None = None  # reviews have been run for dates up to this one
     merged_into: str | None = None
     changes: Changes | None = None  # set while the store is recording a unit of work
+
+
+_POINT_EFFECTS = (EarnPoints, HoldPoints)
+_UNSET = object()
 
 
 def fingerprint(event: Event) -> int:
@@ -158,9 +235,12 @@ class MemoryState:
         self.aliases: dict[str, str] = {}
         self.review_log: list[ReviewMove] = []
         self.keep_journal = keep_journal
-        self.journal: list[Entry] = []
+        self.journal = Journal()
         self.tier_history: list[TierMove] = []
         self.identities: dict[tuple[str, str], str] = {}  # (kind, keyed hash) -> member
+        # Receipts kept for idempotency are packed (receipts.pack: the garbage collector
+        # does not walk them), unless a subclass reads ``seen`` its own way.
+        self.pack_receipts = type(self).receipt_of_seen is MemoryState.receipt_of_seen
 
     def full_lots(self, m: Member) -> None:
         """Make sure every live lot of ``m`` is at hand (the store loads them lazily: an
@@ -236,8 +316,10 @@ class MemoryState:
     def fingerprint(self, event: Event) -> Any:
         return fingerprint(event)
 
-    def receipt_of_seen(self, m: Member, event_id: str, seen: tuple[Any, Receipt | None]
-                        ) -> Receipt:
+    def receipt_of_seen(self, m: Member, event_id: str, seen: tuple) -> Receipt:
+        """The receipt kept in ``m.seen[event_id]`` (``seen``): equal to the one given."""
+        if len(seen) > 2:
+            return unpack(seen, 1)
         receipt = seen[1]
         assert receipt is not None
         return receipt
@@ -381,11 +463,13 @@ class MemoryState:
 
     def _post(self, m: Member, entry: Entry) -> None:
         m.entry_seq += 1
-        entry = replace(entry, seq=m.entry_seq)
+        seq = m.entry_seq
         if m.changes is not None:
-            m.changes.entries.append(entry)
+            m.changes.entries.append(Entry(entry.id, entry.member, entry.kind, entry.at,
+                                           entry.event_id, entry.postings, entry.moves,
+                                           entry.corrects, entry.memo, seq))
         if self.keep_journal:
-            self.journal.append(entry)
+            self.journal.add(entry, seq)
 
     def _close_if_empty(self, m: Member, lot: Lot) -> None:
         if lot.remaining == 0:
@@ -463,7 +547,7 @@ class MemoryState:
         event = decision.event
         m = self._get(event.member, event.occurred_at)
         fp = self.fingerprint(event)
-        m.seen[event.id] = (fp, receipt)
+        m.seen[event.id] = (self.pack_receipts and pack(receipt, (fp,))) or (fp, receipt)
         ch = m.changes
         if ch is not None:
             ch.events.append((event, fp, receipt))
@@ -472,24 +556,30 @@ class MemoryState:
         m.has_events = True
         gb = decision.group
         policy, tz = gb.policy, gb.tz
-        facts = m.facts.setdefault(event.id, Facts(line=event.line, amount=event.amount))
+        facts = m.facts.get(event.id)
+        if facts is None:
+            facts = m.facts[event.id] = Facts(line=event.line, amount=event.amount)
         month = _month(decision.local_date)
         at = event.occurred_at
-        expires = expiry_of(policy.expiry, at, tz)
+        expires: Any = _UNSET  # computed for the first lot
+        prefix = f"{m.id}|{event.id}|"
+        earn_id = prefix + "earn"
         postings: dict[tuple[str, str | None], int] = {}
         n = 0
         for e in decision.effects:
             n += 1
-            if isinstance(e, EarnPoints | HoldPoints):
+            if isinstance(e, _POINT_EFFECTS):
                 if not e.points:
                     continue
                 facts.points += e.points
                 pending = isinstance(e, HoldPoints)
-                lot = Lot(id=f"{m.id}|{event.id}|{n}", member=m.id, line=e.line, points=e.points,
+                if expires is _UNSET:
+                    expires = expiry_of(policy.expiry, at, tz)
+                lot = Lot(id=f"{prefix}{n}", member=m.id, line=e.line, points=e.points,
                           remaining=e.points, status=PENDING if pending else AVAILABLE,
                           earned_at=at, available_from=e.vests_at if pending else at,
                           vests_on=e.vests_on if pending else None, expires_at=expires,
-                          source_event=event.id, rule=e.rule, entry=f"{m.id}|{event.id}|earn")
+                          source_event=event.id, rule=e.rule, entry=earn_id)
                 account = PENDING if pending else AVAILABLE
                 key = (issued(e.line), None)
                 postings[key] = postings.get(key, 0) - e.points
@@ -504,10 +594,10 @@ class MemoryState:
                 m.lots[lot.id] = lot
                 if ch is not None:
                     ch.new_lots[lot.id] = lot
-                repay = self._repay(m, lot)
+                repay = self._repay(m, lot) if m.debt else None
                 if repay is not None:
                     self._close_if_empty(m, lot)
-                    self._post(m, Entry(id=f"{m.id}|{event.id}|repay{n}", member=m.id,
+                    self._post(m, Entry(id=f"{prefix}repay{n}", member=m.id,
                                         kind="repay", at=at, event_id=event.id, postings=(),
                                         moves=(repay,), memo="repays a negative balance"))
             elif isinstance(e, ReversePoints):
@@ -535,10 +625,15 @@ class MemoryState:
                 self._tier_move(m, TierMove(m.id, at, e.from_tier, e.to_tier, e.reason,
                                             event.id, e.trace.detail if e.trace else ""))
         if postings:
-            self._post(m, Entry(id=f"{m.id}|{event.id}|earn", member=m.id, kind="earn", at=at,
-                                event_id=event.id,
-                                postings=tuple(Posting(a, who, p)
-                                               for (a, who), p in postings.items())))
+            if ch is None:  # in memory: straight into the journal, no Entry to build
+                m.entry_seq += 1
+                if self.keep_journal:
+                    self.journal.add_earn(earn_id, m.id, at, event.id, postings, m.entry_seq)
+            else:
+                self._post(m, Entry(id=earn_id, member=m.id, kind="earn", at=at,
+                                    event_id=event.id,
+                                    postings=tuple(Posting(a, who, p)
+                                                   for (a, who), p in postings.items())))
         counters = m.counters
         for key, delta in decision.counters.items():
             counters[key] = counters.get(key, 0) + delta
