@@ -21,7 +21,7 @@ RULESETS = Path(__file__).resolve().parent.parent / "rulesets"
 ALL_LINES = "retail,hotel,property,entertainment"
 MEMBERS, MONTHS = 150, 3
 SECTIONS = {"run", "lines", "liability", "settlement", "tiers", "cross_line", "rights",
-            "rules", "rejections", "jobs", "ledger"}
+            "rules", "rejections", "jobs", "ledger", "redemptions"}
 
 
 def _demo(where: Path, seed: int) -> tuple[dict, Path, Path]:
@@ -99,6 +99,21 @@ def test_settlement_matches_the_points_redeemed(runs):
             == b["redeemed_here"]
     assert settlement["inter_line_points"] == sum(
         r["points"] for r in settlement["rows"] if r["issuer"] != r["redeemer"])
+    # what the receipts spent, less what cancellations gave back, is what the ledger says
+    red = report["redemptions"]
+    assert red["points"] - red["points_back"] == redeemed
+
+
+def test_some_redemptions_are_cancelled_at_their_line_for_at_most_what_they_spent():
+    _, events = generate(300, 12, seed=3)
+    redeemed = {(e["member"], e["id"]): e for e in events if e["type"] == "redeem"}
+    cancels = [e for e in events if e["type"] == "cancel_redemption"]
+    assert cancels
+    for c in cancels:
+        original = redeemed[(c["member"], c["data"]["related_event"])]
+        assert c["line"] == original["line"]
+        assert 1 <= c["data"]["points"] <= original["data"]["points"]
+        assert c["occurred_at"] > original["occurred_at"]
 
 
 def test_tiers_and_cross_line_activity_are_consistent(runs, monkeypatch):

@@ -237,6 +237,11 @@ def _print(console: Console, report: DemoReport, data: dict[str, Any]) -> None:
     console.print(f"{inter['points']:,} points redeemed, {inter['inter_line_points']:,} of them "
                   f"at another line than the one that issued them "
                   f"({Decimal(inter['inter_line_amount']):,.2f} {cur} to settle)")
+    red = report.redemptions
+    if red:
+        console.print(f"{red['events']:,} redemptions of {red['points']:,} points; "
+                      f"{red['cancelled']:,} cancellations (voided sales, cancelled "
+                      f"bookings) gave {red['points_back']:,} points back")
 
     table = Table(title="Tiers at the end")
     table.add_column("tier")

@@ -19,7 +19,14 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from .effects import EarnPoints, HoldPoints, QualifyingCredit, ReversePoints
+from .effects import (
+    EarnPoints,
+    HoldPoints,
+    QualifyingCredit,
+    RedeemPoints,
+    RestorePoints,
+    ReversePoints,
+)
 from .engine import Engine
 from .receipts import Receipt
 from .statements import Settlement
@@ -94,6 +101,7 @@ class DemoReport:
     rules: dict[str, dict[str, Any]] = field(default_factory=dict)
     rejections: dict[str, int] = field(default_factory=dict)
     rejection_examples: dict[str, str] = field(default_factory=dict)
+    redemptions: dict[str, int] = field(default_factory=dict)  # accepted, and cancelled
     monthly: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
     jobs: dict[str, int] = field(default_factory=dict)
     ledger_clean: bool = False
@@ -143,6 +151,7 @@ class DemoReport:
                 "cost_ratio": _str(b.cost_ratio(pv)), "max_cost_ratio": _str(b.max_cost_ratio),
                 "liability": str((Decimal(b.outstanding) * pv).quantize(CENT)),
             } for name, b in sorted(self.lines.items())},
+            "redemptions": self.redemptions,
             "liability": {"points": self.liability_points, "amount": str(self.liability),
                           "currency": self.currency, "point_value": str(pv)},
             "settlement": {
@@ -261,6 +270,7 @@ class _Tally:
         self.examples: dict[str, str] = {}
         self.active: dict[str, int] = {}  # member -> bit set of lines with credit
         self.monthly: dict[str, dict[str, list[Any]]] = {}  # month -> line -> [sales, CNY]
+        self.redemptions = [0, 0, 0, 0]  # redeem events, points; cancellations, points back
 
     def add(self, receipts: Iterable[Receipt], month: str) -> None:
         bits = {line: 1 << i for i, line in enumerate(LINES)}
@@ -282,6 +292,12 @@ class _Tally:
                     row[1] += r.amount
             fired: set[str] = set()
             for e in r.effects:
+                if isinstance(e, RedeemPoints):
+                    self.redemptions[0] += 1
+                    self.redemptions[1] += e.points
+                elif isinstance(e, RestorePoints):
+                    self.redemptions[2] += 1
+                    self.redemptions[3] += e.points
                 if e.rule is None or e.rule.startswith("tier:"):
                     continue  # core effects (redeem, use) and ladder moves are not rules
                 stats = self.rules.setdefault(e.rule, [0, 0, e.kind])
@@ -306,6 +322,8 @@ class _Tally:
                         sorted(self.rules.items(), key=lambda kv: (-kv[1][0], kv[0]))}
         report.rejections = dict(sorted(self.rejections.items(), key=lambda kv: (-kv[1], kv[0])))
         report.rejection_examples = dict(sorted(self.examples.items()))
+        report.redemptions = dict(zip(("events", "points", "cancelled", "points_back"),
+                                      self.redemptions, strict=True))
         report.monthly = {month: {line: {"sales": n, "amount": str(amount)}
                                   for line, (n, amount) in sorted(lines.items())}
                           for month, lines in self.monthly.items()}

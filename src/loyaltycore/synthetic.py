@@ -521,9 +521,17 @@ class _Timeline:
             return
         line = rng.choices(list(self.persona.redeem_at),
                            weights=list(self.persona.redeem_at.values()))[0]
-        self.event(now, line, "redeem", {"points": points,
-                                         "reference": f"POS-{rng.randrange(10**6):06d}"})
+        redemption = self.event(now, line, "redeem", {
+            "points": points, "reference": f"POS-{rng.randrange(10**6):06d}"})
         self.available -= min(points, have)
+        later = now + timedelta(hours=rng.randint(1, 72))
+        if points <= have and rng.random() < 0.04 and later < self.g.end_at:
+            # The sale is voided or the booking cancelled: all of it, or half.
+            back = points if rng.random() < 0.5 else points // 2
+            self.event(later, line, "cancel_redemption",
+                       {"related_event": redemption, "points": back,
+                        "reason": "sale voided" if line == "retail" else "cancelled"})
+            self.available += back
 
     def use(self, now: datetime, line: str, right: str, quantity: int, *,
             quota: int | None = None, per: str | None = None) -> None:
