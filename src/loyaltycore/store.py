@@ -89,13 +89,19 @@ def digest(event: Event) -> str:
     :func:`loyaltycore.memory.fingerprint`, it leaves out the member, and it sees values,
     not spellings: ``120.0`` and ``120.00``, or one instant in two UTC offsets, are the
     same event resent."""
-    parts = [event.id, event.line, event.type, _canonical(event.occurred_at),
-             _canonical(event.amount), event.currency or ""]
+    parts = [event.id, event.line, event.type,
+             event.occurred_at.astimezone(UTC).isoformat(), _canonical(event.amount),
+             event.currency or ""]
     parts += [f"{k}={_canonical(v)}" for k, v in sorted(event.data.__dict__.items())]
     return hashlib.blake2b("\x1f".join(parts).encode(), digest_size=16).hexdigest()
 
 
+_PLAIN = frozenset({str, int, bool, type(None)})
+
+
 def _canonical(value: Any) -> str:
+    if type(value) in _PLAIN:  # most payload fields: no further questions
+        return repr(value)
     if isinstance(value, Decimal):
         return str(value.normalize()) if value else "0"
     if isinstance(value, datetime):
