@@ -83,6 +83,18 @@ def test_plugin_cannot_move_tiers(crowd, ev):
     assert crowd.state.members["M1"].tier == "member"
 
 
+@pytest.mark.parametrize("effect", [
+    {"kind": "redeem", "line": "bad_garbage", "points": 100},
+    {"kind": "restore", "line": "bad_garbage", "points": 100, "redemption": "x1",
+     "redeemed_at": "bad_garbage", "redeemed": 100, "restored_before": 0},
+])
+def test_plugin_cannot_spend_or_give_back_points(ev, effect):
+    engine = support.open_test(bad.Garbage([effect]))
+    r = engine.process(ev.visit("bad_garbage"))
+    assert_named(r, "bad-garbage", "cannot spend or give back a member's points")
+    assert engine.process(ev.play("100")).accepted
+
+
 @pytest.mark.parametrize(("payload", "fragment"), [
     ("not a list", "must return a list of effects, got str"),
     ({"kind": "earn"}, "must return a list of effects, got dict"),
