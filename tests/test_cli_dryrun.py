@@ -284,3 +284,22 @@ def test_plugins_lists_retail_and_its_hooks():
 def test_plugins_respects_loyalty_plugins(monkeypatch):
     monkeypatch.setenv("LOYALTY_PLUGINS", "none")
     assert json.loads(run("plugins", "--format", "json").stdout) == []
+
+
+def test_a_redemption_and_its_cancellation_read_in_the_dry_run(tmp_path):
+    purchase = EXAMPLE_LINES[0]
+    member = json.loads(purchase)["member"]
+    extra = [json.dumps({"id": f"x-{n}", "line": line, "type": etype, "member": member,
+                         "occurred_at": f"2026-03-0{n}T10:00:00+08:00", "data": data})
+             for n, line, etype, data in [
+                 (5, "retail", "redeem", {"points": 100, "reference": "POS-1"}),
+                 (6, "retail", "cancel_redemption", {"related_event": "x-5", "points": 40}),
+                 (7, "retail", "cancel_redemption", {"related_event": "x-5", "points": 80})]]
+    events = write(tmp_path, "events.jsonl", [purchase, *extra])
+    result = dry(events, tmp_path)
+    out = result.output
+    assert "retail/redeem" in out and "-100 pts redeemed" in out
+    assert "+40 pts given back from x-5" in out
+    assert "would give back 80 points, but redemption 'x-5' spent 100 and 40 were given " \
+           "back already" in out
+    assert result.exit_code == 1  # the last one is rejected

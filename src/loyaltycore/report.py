@@ -22,6 +22,8 @@ from .effects import (
     GrantRight,
     HoldPoints,
     QualifyingCredit,
+    RedeemPoints,
+    RestorePoints,
     ReversePoints,
     TierChange,
     UseRight,
@@ -120,6 +122,10 @@ def _effect_text(e: Any) -> str:
         return f"use {e.quantity} x {e.right}"
     if isinstance(e, TierChange):
         return f"tier {e.from_tier} -> {e.to_tier}"
+    if isinstance(e, RedeemPoints):
+        return f"-{e.points} pts redeemed"
+    if isinstance(e, RestorePoints):
+        return f"+{e.points} pts given back from {e.redemption}"
     return e.kind
 
 
