@@ -104,6 +104,10 @@ def dry_run(engine: Engine, events: Iterable[tuple[int, Event]], *, explain: boo
             problems: Iterable[InputProblem] = ()) -> DryRun:
     """Run ``events`` (with their line numbers) in time order on a fork of ``engine``."""
     fork = engine.fork()
+    # The outcomes keep every receipt model anyway: packing the state's copy for
+    # idempotency (MemoryState.pack_receipts) would only add work and a tuple per event.
+    # Receipts are frozen, so a resubmission may get the very receipt kept.
+    fork.state.pack_receipts = False
     result = DryRun(problems=list(problems))
     ordered = sorted(events, key=lambda pair: pair[1].occurred_at)
     with batch_gc():

@@ -51,7 +51,6 @@ from .ledger import (
     add_months,
     expired,
     expiry_of,
-    issued,
     redeemed,
     reversed_,
 )
@@ -124,6 +123,10 @@ class Journal(Sequence[Entry]):
         for (account, who), points in postings.items():
             row += (account, who, points)
         self._rows.append(tuple(row))
+
+    def add_row(self, row: tuple) -> None:
+        """Keep an entry already laid out as :meth:`add` lays it out."""
+        self._rows.append(row)
 
     def __len__(self) -> int:
         return len(self._rows)
@@ -372,15 +375,15 @@ class MemoryState:
         if cached is not None and cached[0] == month:
             return cached[1]
         last = month[0] * 12 + month[1] - 1
-        window = {(i // 12, i % 12 + 1) for i in range(last - self.window_months + 1, last + 1)}
+        first = last - self.window_months + 1  # the window: months first..last (y*12 + m-1)
         credits: dict[str, Decimal] = {}
         lines: set[str] = set()
-        for key, bucket in m.buckets.items():
-            if key in window:
+        for (y, mo), bucket in m.buckets.items():
+            if first <= y * 12 + mo - 1 <= last:
                 for k, v in bucket.items():
                     credits[k] = credits.get(k, Decimal(0)) + v
-        for key, active in m.active.items():
-            if key in window:
+        for (y, mo), active in m.active.items():
+            if first <= y * 12 + mo - 1 <= last:
                 lines |= active
         q = trusted(Qualification, dict(credits=credits, lines_active=frozenset(lines)))
         m.qual_cache = (month, q)
@@ -493,11 +496,21 @@ class MemoryState:
         lot.available_from = at
         m.pending -= points
         m.available += points
-        moves = [Move(lot.id, "vest", points, lot.line)]
         repay = self._repay(m, lot)
+        self._close_if_empty(m, lot)
+        if m.changes is None:  # in memory: straight into the journal, no Entry to build
+            m.entry_seq += 1
+            if self.keep_journal:
+                row = (f"{m.id}|vest|{lot.id}", m.id, "vest", at, event_id, None, "",
+                       m.entry_seq, 2, 1 if repay is None else 2, PENDING, m.id, -points,
+                       AVAILABLE, m.id, points, lot.id, "vest", points, lot.line, None)
+                if repay is not None:
+                    row += (repay.lot, repay.kind, repay.points, repay.issuer, repay.to_line)
+                self.journal.add_row(row)
+            return
+        moves = [Move(lot.id, "vest", points, lot.line)]
         if repay is not None:
             moves.append(repay)
-        self._close_if_empty(m, lot)
         self._post(m, Entry(id=f"{m.id}|vest|{lot.id}", member=m.id, kind="vest", at=at,
                             event_id=event_id,
                             postings=(Posting(PENDING, m.id, -points),
@@ -566,6 +579,7 @@ class MemoryState:
         earn_id = prefix + "earn"
         postings: dict[tuple[str, str | None], int] = {}
         n = 0
+        credited: list[QualifyingCredit] = []
         for e in decision.effects:
             n += 1
             if isinstance(e, _POINT_EFFECTS):
@@ -575,21 +589,24 @@ class MemoryState:
                 pending = isinstance(e, HoldPoints)
                 if expires is _UNSET:
                     expires = expiry_of(policy.expiry, at, tz)
-                lot = Lot(id=f"{prefix}{n}", member=m.id, line=e.line, points=e.points,
-                          remaining=e.points, status=PENDING if pending else AVAILABLE,
-                          earned_at=at, available_from=e.vests_at if pending else at,
-                          vests_on=e.vests_on if pending else None, expires_at=expires,
-                          source_event=event.id, rule=e.rule, entry=earn_id)
-                account = PENDING if pending else AVAILABLE
-                key = (issued(e.line), None)
-                postings[key] = postings.get(key, 0) - e.points
-                postings[(account, m.id)] = postings.get((account, m.id), 0) + e.points
+                points = e.points
+                line = e.line
                 if pending:
-                    m.pending += e.points
+                    lot = Lot(f"{prefix}{n}", m.id, line, points, points, PENDING, at,
+                              e.vests_at, e.vests_on, expires, event.id, e.rule, None, earn_id)
+                else:
+                    lot = Lot(f"{prefix}{n}", m.id, line, points, points, AVAILABLE, at, at,
+                              None, expires, event.id, e.rule, None, earn_id)
+                account = PENDING if pending else AVAILABLE
+                key = (f"issued:{line}", None)  # ledger.issued(line)
+                postings[key] = postings.get(key, 0) - points
+                postings[(account, m.id)] = postings.get((account, m.id), 0) + points
+                if pending:
+                    m.pending += points
                     if lot.available_from is not None:
                         m.next_due = _earliest(m.next_due, lot.available_from)
                 else:
-                    m.available += e.points
+                    m.available += points
                     m.next_due = _earliest(m.next_due, expires)
                 m.lots[lot.id] = lot
                 if ch is not None:
@@ -600,6 +617,9 @@ class MemoryState:
                     self._post(m, Entry(id=f"{prefix}repay{n}", member=m.id,
                                         kind="repay", at=at, event_id=event.id, postings=(),
                                         moves=(repay,), memo="repays a negative balance"))
+            elif isinstance(e, QualifyingCredit):  # the commonest effect: tested early
+                self._credit(m, e, month)
+                credited.append(e)
             elif isinstance(e, ReversePoints):
                 facts.refundable = False  # a refund itself cannot be refunded
                 self._reverse(m, e, event, n, policy)
@@ -608,8 +628,6 @@ class MemoryState:
             elif isinstance(e, RestorePoints):
                 facts.refundable = False
                 self._restore(m, e, event, n)
-            elif isinstance(e, QualifyingCredit):
-                self._credit(m, e, month)
             elif isinstance(e, GrantRight):
                 g = Grant(id=f"{m.id}|{event.id}|{n}", member=m.id, right=e.right, line=e.line,
                           granted_at=at, valid_until=e.valid_until, source_event=event.id)
@@ -624,6 +642,8 @@ class MemoryState:
                 m.tier_since = at
                 self._tier_move(m, TierMove(m.id, at, e.from_tier, e.to_tier, e.reason,
                                             event.id, e.trace.detail if e.trace else ""))
+        if credited:
+            self._requalify(m, month, credited)
         if postings:
             if ch is None:  # in memory: straight into the journal, no Entry to build
                 m.entry_seq += 1
@@ -657,13 +677,21 @@ class MemoryState:
         if m.changes is not None:
             m.changes.buckets.add((month, e.credit))
             m.changes.active.add((month, e.line))
+
+    def _requalify(self, m: Member, month: tuple[int, int],
+                   credited: list[QualifyingCredit]) -> None:
+        """Bring the cached qualification up to date with an event's credits (once per
+        event, not once per credit)."""
         cached = m.qual_cache
         if cached is not None and cached[0] == month:
             q = cached[1]
             credits = dict(q.credits)
-            credits[e.credit] = credits.get(e.credit, Decimal(0)) + e.value
+            lines = q.lines_active
+            for e in credited:
+                credits[e.credit] = credits.get(e.credit, Decimal(0)) + e.value
+                lines = lines | {e.line}  # as many copies as before: same set layout
             m.qual_cache = (month, trusted(Qualification, dict(
-                credits=credits, lines_active=q.lines_active | {e.line})))
+                credits=credits, lines_active=lines)))
         else:
             m.qual_cache = None
 
