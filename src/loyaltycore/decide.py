@@ -55,7 +55,6 @@ class History(Protocol):
     def redemption(self, member_id: str, event_id: str) -> Mapping[str, Any] | None:
         """An earlier accepted ``redeem`` event of the member: ``line``, ``points`` spent
         and ``restored`` (given back by cancellations so far); None if there is none."""
-        ...
 
 
 @dataclass(slots=True)
