@@ -490,6 +490,16 @@ class MemoryState:
         m.debt -= take
         return Move(lot.id, "repay", take, lot.line)
 
+    def _repay_entry(self, m: Member, lot: Lot, entry_id: str, at: datetime,
+                     event_id: str) -> None:
+        """A new available lot pays off a refund debt first, in an entry of its own."""
+        repay = self._repay(m, lot)
+        if repay is not None:
+            self._close_if_empty(m, lot)
+            self._post(m, Entry(id=entry_id, member=m.id, kind="repay", at=at,
+                                event_id=event_id, postings=(), moves=(repay,),
+                                memo="repays a negative balance"))
+
     def _vest(self, m: Member, lot: Lot, at: datetime, event_id: str | None = None) -> None:
         points = lot.remaining
         lot.status = AVAILABLE
@@ -611,12 +621,8 @@ class MemoryState:
                 m.lots[lot.id] = lot
                 if ch is not None:
                     ch.new_lots[lot.id] = lot
-                repay = self._repay(m, lot) if m.debt else None
-                if repay is not None:
-                    self._close_if_empty(m, lot)
-                    self._post(m, Entry(id=f"{prefix}repay{n}", member=m.id,
-                                        kind="repay", at=at, event_id=event.id, postings=(),
-                                        moves=(repay,), memo="repays a negative balance"))
+                if m.debt:
+                    self._repay_entry(m, lot, f"{prefix}repay{n}", at, event.id)
             elif isinstance(e, QualifyingCredit):  # the commonest effect: tested early
                 self._credit(m, e, month)
                 credited.append(e)
@@ -777,12 +783,7 @@ class MemoryState:
             if m.changes is not None:
                 m.changes.new_lots[lot.id] = lot
             m.next_due = _earliest(m.next_due, lot.expires_at)
-            repay = self._repay(m, lot)
-            if repay is not None:
-                self._close_if_empty(m, lot)
-                self._post(m, Entry(id=f"{lot.id}|repay", member=m.id, kind="repay", at=at,
-                                    event_id=event.id, postings=(), moves=(repay,),
-                                    memo="repays a negative balance"))
+            self._repay_entry(m, lot, f"{lot.id}|repay", at, event.id)
         if m.next_due is not None and m.next_due <= at:
             self._advance(m, at)  # points whose date has passed expire now, as they would have
 
