@@ -273,6 +273,7 @@ class SqlState(MemoryState):
         self._load_events(conn, related, event_keys)
 
     def _preload_lots(self, conn: Connection, ids: Sequence[str]) -> None:
+        """Every live lot of the members ``ids``, in one query."""
         members = self.members
         for r in sqlrows.select_in(conn, LOTS, "member_id", ids, where="status <> {}",
                                    params=("closed",)):
@@ -348,9 +349,7 @@ class SqlState(MemoryState):
 
     def load_lots(self, m: Member) -> None:
         assert self.conn is not None, "lots are loaded inside a unit of work"
-        for r in sqlrows.select_in(self.conn, LOTS, "member_id", (m.id,),
-                                   where="status <> {}", params=("closed",)):
-            m.lots.setdefault(r.id, _lot(r))
+        self._preload_lots(self.conn, (m.id,))
 
     def _load_facts(self, conn: Connection, pairs: Sequence[tuple[str, str]]) -> None:
         self.facts_tried.update(pairs)  # an event the store does not have is asked once
