@@ -285,7 +285,7 @@ def test_ledger_check_exits_0_on_a_clean_ledger_and_1_on_a_tampered_one(loaded):
     # retail issued 1200 + 500 = 1700 = 400 redeemed + 300 reversed + 500 available (M1)
     # + 500 pending (M2: due on 03-12 but not recorded yet: no job ran, no event of M2's)
     assert out["lines"]["retail"] == {
-        "line": "retail", "issued": 1700, "available": 500, "pending": 500,
+        "line": "retail", "issued": 1700, "available": 500, "pending": 500, "reserved": 0,
         "redeemed_from": 400, "redeemed_at": 400, "expired": 0, "reversed": 300,
         "outstanding": 1000}
     table = loyalty("ledger", "check", "--db", loaded, *RULES).stdout
@@ -312,7 +312,8 @@ def test_jobs_run_vests_what_is_due_once(db_url, tmp_path, ev):
     out = json.loads(loyalty("jobs", "run", "--as-of", "2026-03-12", "--db", db_url,
                              "--format", "json", *RULES).stdout)
     assert out == {"as_of": "2026-03-12T23:59:59+00:00", "members": 1, "vested_points": 1200,
-                   "expired_points": 0, "vouchers_lapsed": 0, "tier_moves": []}
+                   "expired_points": 0, "vouchers_lapsed": 0,
+                   "hold_points_released": 0, "tier_moves": []}
     again = json.loads(loyalty("jobs", "run", "--as-of", "2026-03-12", "--db", db_url,
                                "--format", "json", *RULES).stdout)
     assert (again["members"], again["vested_points"]) == (0, 0)

@@ -95,6 +95,7 @@ class LedgerMachine(RuleBasedStateMachine):
         self.receipts: dict[tuple[str, str], dict] = {}  # first answer per (member, id)
         self.purchases: list[dict] = []  # accepted purchases and plays (refundable)
         self.redemptions: list[dict] = []  # accepted redemptions (cancellable)
+        self.holds: list[dict] = []  # accepted holds at a till (to capture or release)
 
     def teardown(self) -> None:
         self.db.close()
@@ -127,8 +128,10 @@ class LedgerMachine(RuleBasedStateMachine):
                 self.sent.append(raw)
                 if r_db.accepted and raw["type"] in ("purchase", "play"):
                     self.purchases.append(raw)
-                if r_db.accepted and raw["type"] == "redeem":
+                if r_db.accepted and raw["type"] in ("redeem", "capture_reservation"):
                     self.redemptions.append(raw)
+                if r_db.accepted and raw["type"] == "reserve_points":
+                    self.holds.append(raw)
         return got
 
     # --- rules -----------------------------------------------------------------------
@@ -192,6 +195,42 @@ class LedgerMachine(RuleBasedStateMachine):
                                   at=self._at(hours), **data)])[0]
         event(f"cancel_redemption {'accepted' if got.accepted else 'rejected'}")
 
+    @rule(member=st.sampled_from(MEMBERS), points=st.sampled_from([50, 300, 1000, 5000]),
+          line=st.sampled_from(["retail", "arcade"]), minutes=st.sampled_from([None, 90, 3000]),
+          hours=st.integers(0, 48))
+    def reserve(self, member: str, points: int, line: str, minutes: int | None,
+                hours: int) -> None:
+        """A hold at a till (sometimes too large, or longer than the policy allows)."""
+        ev = support.Events(member=member)
+        data = {"points": points, "reference": "till"}
+        if minutes is not None:
+            data["minutes"] = minutes
+        got = self._send([ev.make(line=line, type="reserve_points", id=self._id("h"),
+                                  at=self._at(hours), **data)])[0]
+        event(f"reserve_points {'accepted' if got.accepted else 'rejected'}")
+
+    @precondition(lambda self: self.holds)
+    @rule(pick=st.integers(0, 10_000), capture=st.booleans(),
+          points=st.sampled_from([None, 50, 200, 600]), other_line=st.booleans(),
+          minutes=st.sampled_from([0, 20, 45, 200]))
+    def settle(self, pick: int, capture: bool, points: int | None, other_line: bool,
+               minutes: int) -> None:
+        """Capture (all or part, sometimes more than held) or release a hold, maybe from the
+        wrong line, maybe after it lapsed or was settled: rejected alike on both."""
+        original = self.holds[pick % len(self.holds)]
+        line = original["line"]
+        if other_line:
+            line = "arcade" if line == "retail" else "retail"
+        data: dict = {"related_event": original["id"]}
+        if capture and points is not None:
+            data["points"] = points
+        self.now += timedelta(minutes=minutes)
+        ev = support.Events(member=original["member"])
+        kind = "capture_reservation" if capture else "release_reservation"
+        got = self._send([ev.make(line=line, type=kind, id=self._id("k"),
+                                  at=self.now.isoformat(), **data)])[0]
+        event(f"{kind} {'accepted' if got.accepted else 'rejected'}")
+
     @rule(members=st.lists(st.sampled_from(MEMBERS), min_size=2, max_size=4),
           points=st.sampled_from([100, 400]))
     def batch(self, members: list[str], points: int) -> None:
@@ -208,7 +247,8 @@ class LedgerMachine(RuleBasedStateMachine):
     def jobs(self, days: int) -> None:
         self.now += timedelta(days=days)
         db, mem = self.db.run_jobs(self.now), self.mem.run_jobs(self.now)
-        assert (db.vested, db.expired, db.lapsed) == (mem.vested, mem.expired, mem.lapsed)
+        assert (db.vested, db.expired, db.lapsed, db.released) == \
+            (mem.vested, mem.expired, mem.lapsed, mem.released)
         assert sorted(db.moves, key=repr) == sorted(mem.moves, key=repr)
         again = self.db.run_jobs(self.now)
         assert (again.members, again.vested, again.expired, again.moves) == (0, 0, 0, [])
@@ -229,8 +269,10 @@ class LedgerMachine(RuleBasedStateMachine):
         raw = dict(self.sent[pick % len(self.sent)])
         if "amount" in raw:
             raw["amount"] = str(float(raw["amount"]) + 1)
-        elif raw["type"] == "cancel_redemption":
+        elif raw["type"] in ("cancel_redemption", "release_reservation"):
             raw["data"] = {**raw["data"], "reason": "another payload"}
+        elif raw["type"] == "capture_reservation":
+            raw["data"] = {**raw["data"], "reference": "another payload"}
         else:
             raw["data"] = {**raw["data"], "points": raw["data"]["points"] + 1}
         before = self.db.check_ledger().as_dict()
@@ -251,20 +293,20 @@ class LedgerMachine(RuleBasedStateMachine):
         for member in MEMBERS:
             db = self.db.member(member, at=self.now)
             mem = self.mem.member(member, at=self.now)
-            assert (db.available, db.pending, db.tier) == \
-                (mem.available, mem.pending, mem.tier), member
-            assert db.pending >= 0
+            assert (db.available, db.pending, db.reserved, db.tier) == \
+                (mem.available, mem.pending, mem.reserved, mem.tier), member
+            assert db.pending >= 0 and db.reserved >= 0
             if db.available < 0:
                 assert self.policy_allows_debt and report.debt > 0, member
-            lines = [(ln.kind, ln.at, ln.available, ln.pending, ln.memo)
+            lines = [(ln.kind, ln.at, ln.available, ln.pending, ln.reserved, ln.memo)
                      for ln in self.db.statement(member).lines]
-            assert lines == [(ln.kind, ln.at, ln.available, ln.pending, ln.memo)
+            assert lines == [(ln.kind, ln.at, ln.available, ln.pending, ln.reserved, ln.memo)
                              for ln in self.mem.statement(member).lines], member
         if not self.policy_allows_debt:
             assert report.debt == 0
         for b in report.lines.values():
-            assert b.issued == b.available + b.pending + b.redeemed_from + b.expired + \
-                b.reversed
+            assert b.issued == b.available + b.pending + b.reserved + b.redeemed_from + \
+                b.expired + b.reversed
 
     @property
     def policy_allows_debt(self) -> bool:

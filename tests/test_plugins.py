@@ -87,11 +87,16 @@ def test_plugin_cannot_move_tiers(crowd, ev):
     {"kind": "redeem", "line": "bad_garbage", "points": 100},
     {"kind": "restore", "line": "bad_garbage", "points": 100, "redemption": "x1",
      "redeemed_at": "bad_garbage", "redeemed": 100, "restored_before": 0},
+    {"kind": "reserve", "line": "bad_garbage", "points": 100,
+     "expires_at": "2026-05-01T12:00:00+08:00"},
+    {"kind": "capture", "line": "bad_garbage", "points": 100, "reservation": "h1",
+     "reserved": 100, "released": 0},
+    {"kind": "release", "line": "bad_garbage", "points": 100, "reservation": "h1"},
 ])
 def test_plugin_cannot_spend_or_give_back_points(ev, effect):
     engine = support.open_test(bad.Garbage([effect]))
     r = engine.process(ev.visit("bad_garbage"))
-    assert_named(r, "bad-garbage", "cannot spend or give back a member's points")
+    assert_named(r, "bad-garbage", "cannot spend, hold or give back a member's points")
     assert engine.process(ev.play("100")).accepted
 
 

@@ -6,11 +6,13 @@ The check recomputes the projections and reports every difference, and proves th
 conservation laws:
 
 - every journal entry's postings sum to zero;
-- each member's ``available``/``pending`` equal the sum of their postings, and equal their
-  live lots (``available`` = available lots - debt);
+- each member's ``available``/``pending``/``reserved`` equal the sum of their postings;
+  ``available`` and ``pending`` equal their live lots (``available`` = available lots -
+  debt), and ``reserved`` their open holds;
 - each lot's ``remaining`` = its points - what moved out of it;
-- per line: issued = available + pending + redeemed + expired + reversed (from lots and
-  moves), and the line's ``issued``/``redeemed``/``expired`` accounts agree with them.
+- per line: issued = available + pending + on hold + redeemed + expired + reversed (from
+  lots and moves), and the line's ``issued``/``redeemed``/``expired`` accounts agree with
+  them.
 """
 
 from __future__ import annotations
@@ -21,8 +23,8 @@ from typing import Any
 from sqlalchemy import case, func, select
 from sqlalchemy.engine import Connection
 
-from .ledger import CONSUMING
-from .store import LOTS, MEMBERS, MOVES, POSTINGS
+from .ledger import AVAILABLE, CONSUMING, PENDING, RESERVED
+from .store import LOTS, MEMBERS, MOVES, POSTINGS, RESERVATIONS
 
 LIMIT = 50  # differences listed per kind; the count is always exact
 
@@ -33,6 +35,7 @@ class LineBalance:
     issued: int = 0
     available: int = 0
     pending: int = 0
+    reserved: int = 0  # this line's points on hold at a till
     redeemed_from: int = 0  # this line's points spent anywhere
     redeemed_at: int = 0  # any line's points spent here
     expired: int = 0
@@ -40,7 +43,7 @@ class LineBalance:
 
     @property
     def outstanding(self) -> int:
-        return self.available + self.pending
+        return self.available + self.pending + self.reserved
 
 
 @dataclass
@@ -90,29 +93,42 @@ def _entries_balance(conn: Connection, report: CheckReport) -> None:
 
 def _member_balances(conn: Connection, report: CheckReport) -> None:
     posted: dict[str, list[int]] = {}
+    slot = {AVAILABLE: 0, PENDING: 1, RESERVED: 2}
     q = select(POSTINGS.c.member_id, POSTINGS.c.account, func.sum(POSTINGS.c.points)) \
         .where(POSTINGS.c.member_id.is_not(None)) \
         .group_by(POSTINGS.c.member_id, POSTINGS.c.account)
     for member_id, account, total in conn.execute(q):
-        posted.setdefault(member_id, [0, 0])[0 if account == "available" else 1] = int(total)
+        if account not in slot:
+            report.problem("member-account", f"member {member_id} has postings to an "
+                                             f"unknown account {account!r}")
+            continue
+        posted.setdefault(member_id, [0, 0, 0])[slot[account]] = int(total)
+    holds = {member_id: int(total) for member_id, total in conn.execute(
+        select(RESERVATIONS.c.member_id, func.sum(RESERVATIONS.c.points))
+        .where(RESERVATIONS.c.status == "open").group_by(RESERVATIONS.c.member_id))}
     in_lots: dict[str, list[int]] = {}
     q = select(LOTS.c.member_id, LOTS.c.status, func.sum(LOTS.c.remaining)) \
         .where(LOTS.c.status != "closed").group_by(LOTS.c.member_id, LOTS.c.status)
     for member_id, status, total in conn.execute(q):
         in_lots.setdefault(member_id, [0, 0])[0 if status == "available" else 1] = int(total)
     for row in conn.execute(select(MEMBERS.c.id, MEMBERS.c.available, MEMBERS.c.pending,
-                                   MEMBERS.c.debt)):
+                                   MEMBERS.c.reserved, MEMBERS.c.debt)):
         report.members += 1
         report.debt += row.debt
-        p = posted.get(row.id, [0, 0])
+        p = posted.get(row.id, [0, 0, 0])
         lots = in_lots.get(row.id, [0, 0])
         if row.available < 0 and row.debt == 0:
             report.problem("overdraft", f"member {row.id} available {row.available} "
                                         "with no refund debt")
-        if (row.available, row.pending) != (p[0], p[1]):
+        if (row.available, row.pending, row.reserved) != tuple(p):
             report.problem("member-vs-postings",
                            f"member {row.id} holds available {row.available} pending "
-                           f"{row.pending}; postings say {p[0]} and {p[1]}")
+                           f"{row.pending} on hold {row.reserved}; postings say {p[0]}, "
+                           f"{p[1]} and {p[2]}")
+        if row.reserved != holds.get(row.id, 0):
+            report.problem("member-vs-holds",
+                           f"member {row.id} holds {row.reserved} points on hold; its open "
+                           f"reservations hold {holds.get(row.id, 0)}")
         if (row.available + row.debt, row.pending) != (lots[0], lots[1]):
             report.problem("member-vs-lots",
                            f"member {row.id} holds available {row.available} (+ debt "
@@ -155,10 +171,12 @@ def _lines(conn: Connection, report: CheckReport) -> None:
         .group_by(MOVES.c.issuer, MOVES.c.kind, MOVES.c.to_line)
     for issuer, kind, to_line, total in conn.execute(q):
         total = int(total)
-        if kind in ("redeem", "restore"):  # a cancelled redemption's points came back
-            sign = 1 if kind == "redeem" else -1
+        if kind in ("redeem", "capture", "restore"):  # restore: a cancellation gave back
+            sign = -1 if kind == "restore" else 1
             line(issuer).redeemed_from += sign * total
             line(to_line).redeemed_at += sign * total
+        if kind in ("reserve", "capture", "release"):  # on hold until captured or released
+            line(issuer).reserved += total if kind == "reserve" else -total
         elif kind == "expire":
             line(issuer).expired += total
         elif kind in ("reverse", "void", "repay"):
@@ -173,11 +191,13 @@ def _lines(conn: Connection, report: CheckReport) -> None:
             reversed_accounts += total
         line(name)
     for name, b in sorted(lines.items()):
-        if b.issued != b.available + b.pending + b.redeemed_from + b.expired + b.reversed:
+        if b.issued != (b.available + b.pending + b.reserved + b.redeemed_from + b.expired
+                        + b.reversed):
             report.problem("line-conservation",
                            f"line {name}: issued {b.issued} != available {b.available} + "
-                           f"pending {b.pending} + redeemed {b.redeemed_from} + expired "
-                           f"{b.expired} + reversed {b.reversed}")
+                           f"pending {b.pending} + on hold {b.reserved} + redeemed "
+                           f"{b.redeemed_from} + expired {b.expired} + reversed "
+                           f"{b.reversed}")
         for account, want in ((f"issued:{name}", -b.issued),
                               (f"redeemed:{name}", b.redeemed_at),
                               (f"expired:{name}", b.expired)):

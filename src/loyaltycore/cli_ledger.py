@@ -151,7 +151,8 @@ def register(cli: click.Group, rulesets_option) -> None:
             return
         console = _console()
         console.print(f"[bold]{snap.id}[/]  tier {snap.tier}  available {snap.available}  "
-                      f"pending {snap.pending}")
+                      f"pending {snap.pending}"
+                      + (f"  on hold {snap.reserved}" if snap.reserved else ""))
         if snap.tier_valid_until:
             console.print(f"tier held until at least {snap.tier_valid_until.isoformat()} "
                           "(its next review)")
@@ -183,16 +184,25 @@ def register(cli: click.Group, rulesets_option) -> None:
             return
         table = Table(title=f"Statement of {st.member}"
                       + (f" since {st.since.isoformat()}" if st.since else ""))
-        for col in ("at", "entry", "event", "available", "pending", "balance", "memo"):
+        holds = st.opening_reserved or any(ln.reserved for ln in st.lines)
+        cols = ["at", "entry", "event", "available", "pending"] + (["on hold"] if holds else [])
+        for col in (*cols, "balance", "memo"):
             table.add_column(col)
-        table.add_row("", "opening", "", "", str(st.opening_pending),
-                      str(st.opening_available), "")
+
+        def signed(n: int) -> str:
+            return f"{n:+d}" if n else ""
+
+        def row(*cells: str, reserved: str) -> None:
+            table.add_row(*cells[:5], *([reserved] if holds else []), *cells[5:])
+
+        row("", "opening", "", "", str(st.opening_pending), str(st.opening_available), "",
+            reserved=str(st.opening_reserved))
         for ln in st.lines:
-            table.add_row(ln.at.isoformat(timespec="seconds"), ln.kind, ln.event_id or "",
-                          f"{ln.available:+d}" if ln.available else "",
-                          f"{ln.pending:+d}" if ln.pending else "", str(ln.balance), ln.memo)
-        table.add_row("", "closing", "", "", str(st.closing_pending),
-                      str(st.closing_available), "")
+            row(ln.at.isoformat(timespec="seconds"), ln.kind, ln.event_id or "",
+                signed(ln.available), signed(ln.pending), str(ln.balance), ln.memo,
+                reserved=signed(ln.reserved))
+        row("", "closing", "", "", str(st.closing_pending), str(st.closing_available), "",
+            reserved=str(st.closing_reserved))
         _console().print(table)
 
     @cli.group()
@@ -219,6 +229,7 @@ def register(cli: click.Group, rulesets_option) -> None:
         console.print(f"as of {data['as_of']}: {data['members']} member(s) with something "
                       f"due; {data['vested_points']} points vested, {data['expired_points']} "
                       f"expired, {data['vouchers_lapsed']} voucher(s) lapsed, "
+                      f"{data['hold_points_released']} points back from lapsed holds, "
                       f"{len(data['tier_moves'])} tier move(s)")
         for move in data["tier_moves"]:
             console.print(f"  {move['member']}: {move['from']} -> {move['to']} on {move['on']}")
@@ -241,13 +252,13 @@ def register(cli: click.Group, rulesets_option) -> None:
         else:
             console = _console()
             table = Table(title="Trial balance per line (points)")
-            for col in ("line", "issued", "available", "pending", "redeemed", "expired",
-                        "reversed", "spent here"):
+            for col in ("line", "issued", "available", "pending", "on hold", "redeemed",
+                        "expired", "reversed", "spent here"):
                 table.add_column(col, justify="right")
             for b in sorted(result.lines.values(), key=lambda b: b.line):
                 table.add_row(b.line, str(b.issued), str(b.available), str(b.pending),
-                              str(b.redeemed_from), str(b.expired), str(b.reversed),
-                              str(b.redeemed_at))
+                              str(b.reserved), str(b.redeemed_from), str(b.expired),
+                              str(b.reversed), str(b.redeemed_at))
             console.print(table)
             console.print(f"{result.entries} entries, {result.lots} lots, {result.members} "
                           f"members, {result.debt} points of refund debt")

@@ -33,7 +33,7 @@ from .events import Event
 from .members import MemberSnapshot, Qualification
 from .periods import period_key
 from .receipts import RuleMiss, Violation
-from .redemption import redeem_effect, restore_effect
+from .redemption import CORE_EVENT_TYPES, core_effect
 from .rights import grant_effect, quota_room, right_counters
 from .rulebook import CompiledRule, GroupBook, LineBook, RuleBook, Step, TypeRules
 from .rulesets import Cap, Pending
@@ -54,7 +54,13 @@ class History(Protocol):
 
     def redemption(self, member_id: str, event_id: str) -> Mapping[str, Any] | None:
         """An earlier accepted ``redeem`` event of the member: ``line``, ``points`` spent
-        and ``restored`` (given back by cancellations so far); None if there is none."""
+        and ``restored`` (given back by cancellations so far); None if there is none. A
+        captured reservation counts as a redemption under its capture event's id."""
+
+    def reservation(self, member_id: str, event_id: str) -> Mapping[str, Any] | None:
+        """The member's reservation made by ``reserve_points`` event ``event_id``:
+        ``line``, ``points``, ``status`` (open, captured, released, expired), ``expires_at``
+        and ``closed_at``; None if there is none."""
 
 
 @dataclass(slots=True)
@@ -165,13 +171,11 @@ def decide(event: Event, member: MemberSnapshot, book: RuleBook, *, history: His
                 rule="use_right", version=None, file=None,
                 detail=f"member uses {event.data.quantity} x {event.data.right}", values={})),
             kind="use_right", right=event.data.right, quantity=event.data.quantity)))
-    elif event.type == "redeem":
-        decision.effects.append(redeem_effect(decision))
-    elif event.type == "cancel_redemption":
-        restore = restore_effect(decision, history)
-        if restore is None:
+    elif event.type in CORE_EVENT_TYPES:
+        effect = core_effect(decision, history)
+        if effect is None:
             return decision
-        decision.effects.append(restore)
+        decision.effects.append(effect)
     if plugins is not None and plugins.has_decide_hooks(event.line):
         added = None  # a plugin's effects may hold credit too: _tiers sums them all
         rights = True

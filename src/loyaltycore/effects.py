@@ -216,12 +216,52 @@ class RestorePoints(_Effect):
     reason: str = ""
 
 
+class ReservePoints(_Effect):
+    """Points put on hold at ``line`` (the built-in ``reserve_points`` event): taken from the
+    member's lots now, soonest expiry first, until captured, released or ``expires_at``."""
+
+    kind: Literal["reserve"] = "reserve"
+    points: int = Field(ge=1)
+    expires_at: AwareDatetime
+    reference: str = ""
+
+
+class CaptureReservation(_Effect):
+    """``points`` of the open reservation ``reservation`` are spent at ``line`` (the built-in
+    ``capture_reservation`` event); ``released`` (the rest of its ``reserved`` points) go
+    back to the member with their expiry dates."""
+
+    kind: Literal["capture"] = "capture"
+    points: int = Field(ge=1)
+    reservation: str = Field(min_length=1)
+    reserved: int = Field(ge=1)
+    released: int = Field(ge=0)
+    reference: str = ""
+
+
+class ReleaseReservation(_Effect):
+    """The open reservation ``reservation`` ends unspent (the built-in
+    ``release_reservation`` event): its ``points`` go back to the member with their
+    expiry dates."""
+
+    kind: Literal["release"] = "release"
+    points: int = Field(ge=1)
+    reservation: str = Field(min_length=1)
+    reason: str = ""
+
+
 Effect = Annotated[
     EarnPoints | HoldPoints | ReversePoints | QualifyingCredit | GrantRight | UseRight
-    | TierChange | RedeemPoints | RestorePoints,
+    | TierChange | RedeemPoints | RestorePoints | ReservePoints | CaptureReservation
+    | ReleaseReservation,
     Field(discriminator="kind"),
 ]
 EFFECT_ADAPTER: TypeAdapter[Effect] = TypeAdapter(Effect)
 EFFECT_TYPES = (EarnPoints, HoldPoints, ReversePoints, QualifyingCredit, GrantRight, UseRight,
-                TierChange, RedeemPoints, RestorePoints)
+                TierChange, RedeemPoints, RestorePoints, ReservePoints, CaptureReservation,
+                ReleaseReservation)
+# Effects only the core proposes, from the built-in events: a plugin cannot spend points,
+# give them back or put them on hold.
+CORE_ONLY_EFFECTS = (RedeemPoints, RestorePoints, ReservePoints, CaptureReservation,
+                     ReleaseReservation)
 POINT_EFFECTS = (EarnPoints, HoldPoints)

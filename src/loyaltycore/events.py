@@ -69,10 +69,45 @@ class CancelRedemptionPayload(EventPayload):
     reason: str = Field(default="", max_length=500)
 
 
+class ReservePointsPayload(EventPayload):
+    """Payload of the built-in ``reserve_points`` event every line accepts: a till puts
+    ``points`` on hold at the event's line (the member is paying with points). They leave
+    the available balance at once, so two checkouts can never spend the same points, until
+    a ``capture_reservation`` spends them, a ``release_reservation`` gives them back, or
+    ``minutes`` pass (default: the group's ``redemption.reservation_minutes``) and the hold
+    lapses by itself."""
+
+    points: int = Field(ge=1, le=100_000_000)
+    reference: str = Field(default="", max_length=128)
+    minutes: int | None = Field(default=None, ge=1, le=525_600)
+
+
+class CaptureReservationPayload(EventPayload):
+    """Payload of the built-in ``capture_reservation`` event: spend the points of the
+    member's open reservation ``related_event`` at the same line, all of them or the first
+    ``points`` (the rest go back to the member at once). A captured reservation can be
+    cancelled later like a redemption, naming this event's id."""
+
+    related_event: str = Field(min_length=1, max_length=128)
+    points: int | None = Field(default=None, ge=1, le=100_000_000)
+    reference: str = Field(default="", max_length=128)
+
+
+class ReleaseReservationPayload(EventPayload):
+    """Payload of the built-in ``release_reservation`` event: the member's open reservation
+    ``related_event`` ends unspent (the sale was abandoned); its points go back to the
+    member with the expiry dates they had."""
+
+    related_event: str = Field(min_length=1, max_length=128)
+    reason: str = Field(default="", max_length=500)
+
+
 ENVELOPE_FIELDS = ("id", "line", "type", "member", "occurred_at", "amount", "currency")
 BUILTIN_EVENT_TYPES: dict[str, type[EventPayload]] = {
     "use_right": UseRightPayload, "redeem": RedeemPayload,
-    "cancel_redemption": CancelRedemptionPayload}
+    "cancel_redemption": CancelRedemptionPayload, "reserve_points": ReservePointsPayload,
+    "capture_reservation": CaptureReservationPayload,
+    "release_reservation": ReleaseReservationPayload}
 
 
 class Event(BaseModel):

@@ -28,7 +28,7 @@ from .effects import (
     UseRight,
 )
 from .receipts import Violation
-from .redemption import check_redemption, check_restore
+from .redemption import CORE_EVENT_TYPES, check_core
 from .rights import find_right, quota_room
 from .tiers import meets
 
@@ -92,10 +92,8 @@ def check(decision: Decision, *, plugin_lines: dict[str, frozenset[str]] | None 
     if rights:
         _rights(d, rights, out)
     out.extend(reversals)
-    if d.event.type == "redeem":
-        check_redemption(d, out)
-    elif d.event.type == "cancel_redemption":
-        check_restore(d, out)
+    if d.event.type in CORE_EVENT_TYPES:
+        check_core(d, out)
     return out
 
 

@@ -18,6 +18,7 @@ class JobsReport:
     vested: int = 0  # points
     expired: int = 0  # points
     lapsed: int = 0  # vouchers
+    released: int = 0  # points of holds at a till that lapsed unsettled
     moves: list[ReviewMove] = field(default_factory=list)
 
     def tally(self, entries: Iterable[Entry]) -> None:
@@ -26,10 +27,12 @@ class JobsReport:
                 self.vested += sum(p.points for p in e.postings if p.account == "available")
             elif e.kind == "expire":
                 self.expired += sum(p.points for p in e.postings if p.member is None)
+            elif e.kind == "release" and e.event_id is None:  # lapsed, not released by a till
+                self.released += sum(p.points for p in e.postings if p.account == "available")
 
     def as_dict(self) -> dict[str, Any]:
         return {"as_of": self.as_of.isoformat(), "members": self.members,
                 "vested_points": self.vested, "expired_points": self.expired,
-                "vouchers_lapsed": self.lapsed,
+                "vouchers_lapsed": self.lapsed, "hold_points_released": self.released,
                 "tier_moves": [{"member": m.member, "on": m.on.isoformat(), "from": m.from_tier,
                                 "to": m.to_tier} for m in self.moves]}

@@ -2,7 +2,9 @@
 
 Double entry, integer points. Every journal entry's postings sum to zero. The accounts:
 
-- ``available`` and ``pending`` of a member (the posting names the member);
+- ``available``, ``pending`` and ``reserved`` of a member (the posting names the member);
+  ``reserved`` holds points a till has put on hold (a reservation) until it is captured,
+  released or lapses;
 - ``issued:<line>``: what a line issued (its balance is minus the points it funded);
 - ``redeemed:<line>``: points spent at a line;
 - ``expired:<line>``: breakage of points a line issued;
@@ -26,9 +28,12 @@ from .rulesets import Expiry
 
 AVAILABLE = "available"
 PENDING = "pending"
+RESERVED = "reserved"
 
-# Moves that take points out of a lot for good (the per-line identity counts these).
-CONSUMING = ("redeem", "expire", "reverse", "void", "repay")
+# Moves that take points out of a lot for good (the per-line identity counts these). A
+# ``reserve`` move takes them into a reservation; its ``capture`` moves (spent) and
+# ``release`` moves (given back, as new lots) do not touch the lot again.
+CONSUMING = ("redeem", "expire", "reverse", "void", "repay", "reserve")
 
 
 def issued(line: str) -> str:
@@ -81,7 +86,8 @@ class Move:
     """``points`` taken from (or, for ``vest``, released in) lot ``lot``."""
 
     lot: str
-    kind: str  # vest | redeem | expire | reverse | void | repay | merge
+    kind: str  # vest | redeem | expire | reverse | void | repay | merge | restore
+    #            reserve | capture | release
     points: int
     issuer: str  # the line that issued the lot
     to_line: str | None = None  # redeem: the line where the points were spent
@@ -101,6 +107,7 @@ class Entry:
     id: str
     member: str
     kind: str  # earn | vest | reverse | redeem | expire | repay | shortfall | merge
+    #            restore | reserve | capture | release
     at: datetime
     event_id: str | None
     postings: tuple[Posting, ...]
@@ -111,6 +118,38 @@ class Entry:
 
     def balance(self) -> int:
         return sum(p.points for p in self.postings)
+
+
+@dataclass(frozen=True, slots=True)
+class Spent:
+    """Points a redemption or a reservation took from one lot, with that lot's dates."""
+
+    lot: str
+    issuer: str
+    points: int
+    earned_at: datetime
+    expires_at: datetime | None
+
+
+@dataclass(slots=True)
+class Reservation:
+    """Points put on hold at a till (the built-in ``reserve_points`` event): taken from the
+    member's lots at once, so no other checkout can spend them, then captured (spent at
+    ``line``), released (given back) or, when ``expires_at`` passes first, released by
+    time. ``pieces`` are the lots it took, in the order it took them."""
+
+    id: str  # the reserve_points event's id
+    member: str
+    line: str
+    points: int
+    at: datetime
+    expires_at: datetime
+    reference: str = ""
+    pieces: tuple[Spent, ...] = ()
+    status: str = "open"  # open | captured | released | expired
+    captured: int = 0
+    closed_at: datetime | None = None
+    closed_by: str | None = None  # the event that captured or released it
 
 
 @dataclass(slots=True)
@@ -170,6 +209,7 @@ class Changes:
     tier_moves: list[TierMove] = field(default_factory=list)
     events: list[tuple] = field(default_factory=list)  # (event, fingerprint, receipt)
     facts: set[str] = field(default_factory=set)  # event ids whose refund facts changed
+    reservations: dict[str, Reservation] = field(default_factory=dict)  # new or changed
 
     def touch_lot(self, lot: Lot) -> None:
         if lot.id not in self.new_lots:

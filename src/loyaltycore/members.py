@@ -53,6 +53,8 @@ class MemberSnapshot(BaseModel):
     enrolled_on: date | None = None
     available: int = 0
     pending: int = 0
+    reserved: int = Field(default=0, description="Points on hold at a till (reserve_points), "
+                                                 "until captured, released or lapsed.")
     qualification: Qualification = Field(default_factory=Qualification)
     counters: dict[str, int] = Field(default_factory=dict)
     vouchers: dict[str, int] = Field(default_factory=dict)

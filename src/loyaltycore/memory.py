@@ -25,11 +25,14 @@ from typing import Any, overload
 
 from .decide import Decision
 from .effects import (
+    CaptureReservation,
     EarnPoints,
     GrantRight,
     HoldPoints,
     QualifyingCredit,
     RedeemPoints,
+    ReleaseReservation,
+    ReservePoints,
     RestorePoints,
     ReversePoints,
     TierChange,
@@ -40,13 +43,16 @@ from .events import Event
 from .ledger import (
     AVAILABLE,
     PENDING,
+    RESERVED,
     Changes,
     Entry,
     Grant,
     Lot,
     Move,
     Posting,
+    Reservation,
     RightUse,
+    Spent,
     TierMove,
     add_months,
     expired,
@@ -75,17 +81,6 @@ class Facts:
     reversed: int = 0
     refundable: bool = True
     spent: tuple[Spent, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class Spent:
-    """Points a redemption took from one lot, with that lot's dates."""
-
-    lot: str
-    issuer: str
-    points: int
-    earned_at: datetime
-    expires_at: datetime | None
 
 
 class Journal(Sequence[Entry]):
@@ -174,8 +169,12 @@ class Member:
     manual_reason: str | None = None
     available: int = 0
     pending: int = 0
+    reserved: int = 0
     debt: int = 0
     lots: dict[str, Lot] = field(default_factory=dict)  # live lots only
+    # reservations by event id: the open ones (the store loads only those), and here in
+    # memory the settled ones too
+    reservations: dict[str, Reservation] = field(default_factory=dict)
     lots_complete: bool = True  # False: older live lots are still in the database
     buckets: dict[tuple[int, int], dict[str, Decimal]] = field(default_factory=dict)
     active: dict[tuple[int, int], set[str]] = field(default_factory=dict)
@@ -343,7 +342,7 @@ class MemoryState:
         return trusted(MemberSnapshot, dict(
             id=m.id, tier=m.tier, tier_since=m.tier_since, birth_month=m.birth_month,
             enrolled_on=m.enrolled_on, available=m.available, pending=m.pending,
-            qualification=self._qualification(m, _month(local)), counters=m.counters,
+            reserved=m.reserved, qualification=self._qualification(m, _month(local)), counters=m.counters,
             vouchers=vouchers, last_review=None, tier_valid_until=None)), not m.has_events
 
     def tier_valid_until(self, member_id: str, policy: GroupPolicy, tz: tzinfo,
@@ -362,6 +361,7 @@ class MemoryState:
         twin = copy.copy(m)
         twin.lots = {k: copy.copy(v) for k, v in m.lots.items()}
         twin.grants = {k: [copy.copy(g) for g in v] for k, v in m.grants.items()}
+        twin.reservations = {k: copy.copy(r) for k, r in m.reservations.items()}
         twin.changes = None
         keep, self.keep_journal = self.keep_journal, False
         try:
@@ -405,6 +405,14 @@ class MemoryState:
         return {"line": f.line, "points": sum(s.points for s in f.spent),
                 "restored": f.reversed}
 
+    def reservation(self, member_id: str, event_id: str) -> Mapping[str, Any] | None:
+        m = self.members.get(member_id)
+        r = m.reservations.get(event_id) if m is not None else None
+        if r is None:
+            return None
+        return {"line": r.line, "points": r.points, "status": r.status,
+                "expires_at": r.expires_at, "closed_at": r.closed_at}
+
     # --- letting time pass ---------------------------------------------------------------
 
     def advance(self, member_id: str, at: datetime) -> None:
@@ -417,6 +425,12 @@ class MemoryState:
 
     def _advance(self, m: Member, at: datetime) -> None:
         self.full_lots(m)
+        # Lapsed holds first: the points they give back may be past their own expiry.
+        for r in sorted((r for r in m.reservations.values()
+                         if r.status == "open" and r.expires_at <= at),
+                        key=lambda r: (r.expires_at, r.id)):
+            if r.status == "open":  # giving points back can advance time itself
+                self._lapse(m, r)
         due = sorted((lot for lot in m.lots.values()
                       if lot.status == PENDING and lot.available_from is not None
                       and lot.available_from <= at), key=lambda lot: (lot.available_from, lot.id))
@@ -460,6 +474,9 @@ class MemoryState:
         for grants in m.grants.values():
             for g in grants:
                 due = _earliest(due, g.valid_until)
+        for r in m.reservations.values():
+            if r.status == "open":
+                due = _earliest(due, r.expires_at)
         m.next_due = due
 
     # --- the ledger's moves --------------------------------------------------------------
@@ -634,6 +651,9 @@ class MemoryState:
             elif isinstance(e, RestorePoints):
                 facts.refundable = False
                 self._restore(m, e, event, n)
+            elif isinstance(e, ReservePoints | CaptureReservation | ReleaseReservation):
+                facts.refundable = False
+                self._settle(m, e, event, n, facts)
             elif isinstance(e, GrantRight):
                 g = Grant(id=f"{m.id}|{event.id}|{n}", member=m.id, right=e.right, line=e.line,
                           granted_at=at, valid_until=e.valid_until, source_event=event.id)
@@ -748,14 +768,32 @@ class MemoryState:
         """Give back points of a redemption: the pieces it spent last come back first, each
         into a new lot of its issuer with the original lot's dates."""
         f = m.facts[e.redemption]
-        skip, left = f.reversed, e.points
+        skip = f.reversed
         f.reversed += e.points
         if m.changes is not None:
             m.changes.facts.add(e.redemption)
         at = event.occurred_at
         entry_id = f"{m.id}|{event.id}|restore{n}"
+        moves, lots = self._lots_back(m, f.spent, skip, e.points, entry_id, event.id, at,
+                                      "restore", e.line)
+        m.available += e.points
+        self._post(m, Entry(id=entry_id, member=m.id, kind="restore", at=at,
+                            event_id=event.id,
+                            postings=(Posting(redeemed(e.line), None, -e.points),
+                                      Posting(AVAILABLE, m.id, e.points)),
+                            moves=tuple(moves), memo=e.reason or f"cancels {e.redemption}"))
+        self._keep_lots_back(m, lots, at, event.id)
+
+    def _lots_back(self, m: Member, pieces: Sequence[Spent], skip: int, points: int,
+                   entry_id: str, event_id: str | None, at: datetime, kind: str,
+                   to_line: str) -> tuple[list[Move], list[Lot]]:
+        """New lots for ``points`` of ``pieces`` (what a redemption or hold took), the last
+        piece first, past the last ``skip`` points (given back before): each in its
+        issuer's name with the original lot's dates, so nothing lives longer for having
+        been spent and given back."""
+        left = points
         moves, lots = [], []
-        for i, piece in enumerate(reversed(f.spent)):
+        for i, piece in enumerate(reversed(pieces)):
             here = piece.points
             if skip:
                 done = min(skip, here)
@@ -768,24 +806,109 @@ class MemoryState:
             lot = Lot(id=f"{entry_id}.{i}", member=m.id, line=piece.issuer, points=back,
                       remaining=back, status=AVAILABLE, earned_at=piece.earned_at,
                       available_from=at, vests_on=None, expires_at=piece.expires_at,
-                      source_event=event.id, rule=None, origin=f"restore:{piece.lot}",
-                      entry=entry_id)
-            moves.append(Move(lot.id, "restore", back, piece.issuer, e.line))
+                      source_event=event_id or entry_id, rule=None,
+                      origin=f"{kind}:{piece.lot}", entry=entry_id)
+            moves.append(Move(lot.id, kind, back, piece.issuer, to_line))
             lots.append(lot)
-        m.available += e.points
-        self._post(m, Entry(id=entry_id, member=m.id, kind="restore", at=at,
-                            event_id=event.id,
-                            postings=(Posting(redeemed(e.line), None, -e.points),
-                                      Posting(AVAILABLE, m.id, e.points)),
-                            moves=tuple(moves), memo=e.reason or f"cancels {e.redemption}"))
+        return moves, lots
+
+    def _keep_lots_back(self, m: Member, lots: list[Lot], at: datetime,
+                        event_id: str | None) -> None:
+        """Add the lots :meth:`_lots_back` made (after their entry is posted): they repay a
+        refund debt first, and those whose date has passed expire now."""
         for lot in lots:
             m.lots[lot.id] = lot
             if m.changes is not None:
                 m.changes.new_lots[lot.id] = lot
             m.next_due = _earliest(m.next_due, lot.expires_at)
-            self._repay_entry(m, lot, f"{lot.id}|repay", at, event.id)
+            self._repay_entry(m, lot, f"{lot.id}|repay", at, event_id)
         if m.next_due is not None and m.next_due <= at:
             self._advance(m, at)  # points whose date has passed expire now, as they would have
+
+    # --- holds at a till (reservations) --------------------------------------------------
+
+    def _settle(self, m: Member, e: ReservePoints | CaptureReservation | ReleaseReservation,
+                event: Event, n: int, facts: Facts) -> None:
+        if isinstance(e, ReservePoints):
+            self._reserve(m, e, event, n)
+            return
+        r = m.reservations[e.reservation]
+        at = event.occurred_at
+        if isinstance(e, ReleaseReservation):
+            self._release(m, r, f"{m.id}|{event.id}|release{n}", at, event.id, "released",
+                          e.reason or f"releases the hold {r.id}")
+            return
+        entry_id = f"{m.id}|{event.id}|capture{n}"
+        left, moves, spent = e.points, [], []
+        for piece in r.pieces:  # spent soonest expiry first, as a redemption would
+            take = min(piece.points, left)
+            if not take:
+                break
+            left -= take
+            moves.append(Move(piece.lot, "capture", take, piece.issuer, e.line))
+            spent.append(Spent(piece.lot, piece.issuer, take, piece.earned_at,
+                               piece.expires_at))
+        facts.spent = tuple(spent)  # a captured hold is cancelled like a redemption
+        back_moves, lots = self._lots_back(m, r.pieces, 0, e.released, entry_id, event.id,
+                                           at, "release", e.line)
+        postings = [Posting(RESERVED, m.id, -r.points), Posting(redeemed(e.line), None,
+                                                                e.points)]
+        if e.released:
+            postings.append(Posting(AVAILABLE, m.id, e.released))
+        m.reserved -= r.points
+        m.available += e.released
+        self._post(m, Entry(id=entry_id, member=m.id, kind="capture", at=at, event_id=event.id,
+                            postings=tuple(postings), moves=tuple(moves + back_moves),
+                            memo=e.reference or f"captures the hold {r.id}"))
+        self._close_reservation(m, r, "captured", at, event.id, e.points)
+        self._keep_lots_back(m, lots, at, event.id)
+
+    def _reserve(self, m: Member, e: ReservePoints, event: Event, n: int) -> None:
+        self.full_lots(m)
+        lots = sorted((lot for lot in m.lots.values() if lot.status == AVAILABLE),
+                      key=Lot.spend_order)
+        dates = {lot.id: (lot.earned_at, lot.expires_at) for lot in lots}
+        taken, moves, _ = self._take(m, lots, e.points, "reserve", e.line)
+        r = Reservation(id=event.id, member=m.id, line=e.line, points=taken,
+                        at=event.occurred_at, expires_at=e.expires_at, reference=e.reference,
+                        pieces=tuple(Spent(mv.lot, mv.issuer, mv.points, *dates[mv.lot])
+                                     for mv in moves))
+        m.reservations[r.id] = r
+        m.available -= taken
+        m.reserved += taken
+        m.next_due = _earliest(m.next_due, r.expires_at)
+        if m.changes is not None:
+            m.changes.reservations[r.id] = r
+        self._post(m, Entry(id=f"{m.id}|{event.id}|reserve{n}", member=m.id, kind="reserve",
+                            at=event.occurred_at, event_id=event.id,
+                            postings=(Posting(AVAILABLE, m.id, -taken),
+                                      Posting(RESERVED, m.id, taken)),
+                            moves=tuple(moves), memo=e.reference))
+
+    def _release(self, m: Member, r: Reservation, entry_id: str, at: datetime,
+                 event_id: str | None, status: str, memo: str) -> None:
+        moves, lots = self._lots_back(m, r.pieces, 0, r.points, entry_id, event_id, at,
+                                      "release", r.line)
+        m.reserved -= r.points
+        m.available += r.points
+        self._post(m, Entry(id=entry_id, member=m.id, kind="release", at=at,
+                            event_id=event_id,
+                            postings=(Posting(RESERVED, m.id, -r.points),
+                                      Posting(AVAILABLE, m.id, r.points)),
+                            moves=tuple(moves), memo=memo))
+        self._close_reservation(m, r, status, at, event_id, 0)
+        self._keep_lots_back(m, lots, at, event_id)
+
+    def _lapse(self, m: Member, r: Reservation) -> None:
+        """A hold nobody captured or released in time gives its points back."""
+        self._release(m, r, f"{m.id}|lapse|{r.id}", r.expires_at, None, "expired",
+                      f"the hold {r.id} lapsed unsettled")
+
+    def _close_reservation(self, m: Member, r: Reservation, status: str, at: datetime,
+                           event_id: str | None, captured: int) -> None:
+        r.status, r.closed_at, r.closed_by, r.captured = status, at, event_id, captured
+        if m.changes is not None:
+            m.changes.reservations[r.id] = r
 
     def _reverse(self, m: Member, e: ReversePoints, event: Event, n: int,
                  policy: GroupPolicy) -> None:

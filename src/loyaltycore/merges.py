@@ -12,14 +12,15 @@ from collections.abc import Mapping
 from datetime import datetime
 from decimal import Decimal
 
-from .ledger import AVAILABLE, PENDING, Entry, Lot, Move, Posting, TierMove
+from .ledger import AVAILABLE, PENDING, RESERVED, Entry, Lot, Move, Posting, TierMove
 from .memory import Member, MemoryState
 
 
 def merge_members(state: MemoryState, s: Member, a: Member, at: datetime, reason: str,
                   tier_rank: Mapping[str, int]) -> Entry:
     """Move everything of ``a`` to ``s``: lots (as new lots that remember their origin),
-    balances and refund debt, qualification, counters, vouchers, refund facts and receipts;
+    balances and refund debt, open holds, qualification, counters, vouchers, refund facts
+    and receipts;
     the higher tier wins. One balanced ``merge`` entry records the move."""
     ch = s.changes
     state.full_lots(s)
@@ -38,13 +39,18 @@ def merge_members(state: MemoryState, s: Member, a: Member, at: datetime, reason
         s.lots[new.id] = new
         if ch is not None:
             ch.new_lots[new.id] = new
-    for account, points in ((AVAILABLE, a.available), (PENDING, a.pending)):
+    for account, points in ((AVAILABLE, a.available), (PENDING, a.pending),
+                            (RESERVED, a.reserved)):
         if points:
             postings += [Posting(account, a.id, -points), Posting(account, s.id, points)]
     s.available += a.available
     s.pending += a.pending
+    s.reserved += a.reserved
     s.debt += a.debt
-    a.available = a.pending = a.debt = 0
+    a.available = a.pending = a.reserved = a.debt = 0
+    for r in a.reservations.values():  # a hold on a till goes on under the survivor (the
+        r.member = s.id                  # store moves its row with the receipts)
+        s.reservations.setdefault(r.id, r)
     for month, bucket in a.buckets.items():
         mine = s.buckets.setdefault(month, {})
         for credit, value in bucket.items():
@@ -70,6 +76,7 @@ def merge_members(state: MemoryState, s: Member, a: Member, at: datetime, reason
     for eid, seen in a.seen.items():
         s.seen.setdefault(eid, seen)
     a.lots, a.buckets, a.active, a.counters, a.grants = {}, {}, {}, {}, {}
+    a.reservations = {}
     a.facts, a.seen = {}, {}
     s.has_events = s.has_events or a.has_events
     if a.last_activity and (s.last_activity is None or a.last_activity > s.last_activity):

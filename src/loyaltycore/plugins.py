@@ -23,7 +23,7 @@ import pluggy
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from . import hookspecs
-from .effects import EFFECT_ADAPTER, EFFECT_TYPES, RedeemPoints, RestorePoints, TierChange
+from .effects import CORE_ONLY_EFFECTS, EFFECT_ADAPTER, EFFECT_TYPES, TierChange
 from .errors import ConfigurationError, PluginError
 from .events import EventPayload
 
@@ -238,10 +238,12 @@ class PluginHost:
                                          f"{err['msg']})") from None
             if not isinstance(effect, EFFECT_TYPES) or isinstance(effect, TierChange):
                 raise PluginError(owner, "plugins cannot move tiers; the group ladder does")
-            if isinstance(effect, RedeemPoints | RestorePoints):
-                raise PluginError(owner, "plugins cannot spend or give back a member's "
-                                         "points; only the member's own redeem and "
-                                         "cancel_redemption events do")
+            if isinstance(effect, CORE_ONLY_EFFECTS):
+                raise PluginError(owner, "plugins cannot spend, hold or give back a "
+                                         "member's points; only the member's own redeem, "
+                                         "reserve_points, capture_reservation, "
+                                         "release_reservation and cancel_redemption "
+                                         "events do")
             if effect.line not in lines:
                 raise PluginError(owner, f"line isolation: emitted a {effect.kind} effect for "
                                          f"line {effect.line!r}; it may only emit for "

@@ -11,13 +11,31 @@ cancelled booking), in part or in whole, at the line where it was made. The poin
 back into new lots with the expiry dates of the lots they were spent from (a cancellation
 never extends a point's life; points whose date has passed expire at once), and the
 settlement between lines is reversed by the same issuer → redeemer amounts.
+
+At a till, spending can be a hold first (the built-in ``reserve_points`` event): the
+points leave the available balance at once, so two checkouts can never spend the same
+points, and wait in the member's ``reserved`` account. ``capture_reservation`` spends them
+(all, or fewer: the rest go back), ``release_reservation`` gives them all back, and a hold
+nobody settles lapses by itself when its time is up (the member's next event or the
+time-driven jobs release it). Only the line that made a hold can settle it; settlement
+between lines counts a captured hold when it is captured.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
-from .effects import RedeemPoints, RestorePoints, Trace, trusted
+from .effects import (
+    CaptureReservation,
+    RedeemPoints,
+    ReleaseReservation,
+    ReservePoints,
+    RestorePoints,
+    Trace,
+    trusted,
+)
 from .receipts import Violation
 
 if TYPE_CHECKING:
@@ -35,12 +53,51 @@ def redeem_effect(decision: Decision) -> RedeemPoints:
         kind="redeem", points=points, reference=event.data.reference))
 
 
+def core_effect(decision: Decision, history: History) -> Any:
+    """The one effect of a built-in points event (redeem, cancel_redemption, reserve_points,
+    capture_reservation, release_reservation); None, with a violation on the decision, when
+    the event refers to something it may not settle."""
+    kind = decision.event.type
+    if kind == "redeem":
+        return redeem_effect(decision)
+    if kind == "cancel_redemption":
+        return restore_effect(decision, history)
+    if kind == "reserve_points":
+        return reserve_effect(decision)
+    return settle_effect(decision, history)
+
+
+CORE_EVENT_TYPES = frozenset({"redeem", "cancel_redemption", "reserve_points",
+                              "capture_reservation", "release_reservation"})
+
+
+def check_core(decision: Decision, out: list[Violation]) -> None:
+    """The invariants of a built-in points event (see :func:`core_effect`)."""
+    kind = decision.event.type
+    if kind in ("redeem", "reserve_points"):
+        check_redemption(decision, out)
+    elif kind == "cancel_redemption":
+        check_restore(decision, out)
+    else:
+        check_settle(decision, out)
+
+
 def check_redemption(decision: Decision, out: list[Violation]) -> None:
-    """No overdraft, and the group's redemption policy (minimum, step, maximum, blocks)."""
+    """No overdraft, and the group's redemption policy (minimum, step, maximum, blocks);
+    a hold is spending that may still be undone, so it meets the same policy."""
     policy = decision.group.policy.redemption
     available = decision.member.available
     for e in decision.effects:
-        if not isinstance(e, RedeemPoints):
+        if isinstance(e, ReservePoints):
+            minutes = (e.expires_at - decision.event.occurred_at) // timedelta(minutes=1)
+            if minutes > policy.max_reservation_minutes:
+                out.append(Violation(
+                    invariant="redemption", rule="reserve_points",
+                    message=f"a hold of {minutes} minutes is longer than the group's "
+                            f"maximum of {policy.max_reservation_minutes}",
+                    numbers={"minutes": minutes,
+                             "max_reservation_minutes": policy.max_reservation_minutes}))
+        elif not isinstance(e, RedeemPoints):
             continue
         numbers = {"points": e.points, "available": available,
                    "min_points": policy.min_points, "multiple_of": policy.multiple_of}
@@ -115,3 +172,95 @@ def check_restore(decision: Decision, out: list[Violation]) -> None:
                 message=f"would give back {e.points} points, but redemption "
                         f"{e.redemption!r} spent {e.redeemed} and {e.restored_before} were "
                         "given back already", numbers=numbers))
+
+
+def reserve_effect(decision: Decision) -> ReservePoints:
+    event = decision.event
+    data = event.data
+    minutes = data.minutes or decision.group.policy.redemption.reservation_minutes
+    expires = event.occurred_at + timedelta(minutes=minutes)
+    return trusted(ReservePoints, dict(
+        line=event.line, rule=None, source="core",
+        trace=trusted(Trace, dict(
+            rule="reserve_points", version=None, file=None,
+            detail=f"member puts {data.points} points on hold at {event.line} for "
+                   f"{minutes} minutes", values={})),
+        kind="reserve", points=data.points, expires_at=expires, reference=data.reference))
+
+
+def settle_effect(decision: Decision, history: History
+                  ) -> CaptureReservation | ReleaseReservation | None:
+    """The capture or release a ``capture_reservation`` / ``release_reservation`` event
+    asks for, or None (with a violation) when there is no open hold it may settle."""
+    event = decision.event
+    data = event.data
+    rule = event.type
+    held = history.reservation(event.member, data.related_event)
+    problem = _not_open(held, data.related_event, event.occurred_at)
+    if problem is None and held["line"] != event.line:
+        decision.violations.append(Violation(
+            invariant="line-isolation", rule=rule,
+            message=f"reservation {data.related_event!r} was made at {held['line']!r}; only "
+                    f"that line can settle it, not {event.line!r}"))
+        return None
+    if problem is not None:
+        decision.violations.append(Violation(invariant="reservation", rule=rule,
+                                             message=problem))
+        return None
+    reserved = held["points"]
+    if rule == "release_reservation":
+        return trusted(ReleaseReservation, dict(
+            line=event.line, rule=None, source="core",
+            trace=trusted(Trace, dict(
+                rule=rule, version=None, file=None,
+                detail=f"gives back the {reserved} points on hold by {data.related_event}",
+                values={})),
+            kind="release", points=reserved, reservation=data.related_event,
+            reason=data.reason))
+    points = data.points if data.points is not None else reserved
+    return trusted(CaptureReservation, dict(
+        line=event.line, rule=None, source="core",
+        trace=trusted(Trace, dict(
+            rule=rule, version=None, file=None,
+            detail=f"spends {points} of the {reserved} points on hold by "
+                   f"{data.related_event} at {event.line}"
+                   + (f"; {reserved - points} go back" if points < reserved else ""),
+            values={})),
+        kind="capture", points=points, reservation=data.related_event, reserved=reserved,
+        released=max(reserved - points, 0), reference=data.reference))
+
+
+def _not_open(held: Mapping[str, Any] | None, ref: str, at: datetime) -> str | None:
+    if held is None:
+        return f"refers to {ref!r}, which is not a reservation of this member"
+    status, closed = held["status"], held["closed_at"]
+    if status == "open":
+        if held["expires_at"] > at:
+            return None
+        status, closed = "expired", held["expires_at"]  # due, not yet written back
+    # in UTC: the same words whichever store the time was read back from
+    when = closed.astimezone(UTC).isoformat()
+    if status == "expired":
+        return f"reservation {ref!r} lapsed unsettled at {when}; its points went back"
+    return f"reservation {ref!r} was already {status} at {when}"
+
+
+def check_settle(decision: Decision, out: list[Violation]) -> None:
+    """A capture spends at most what its hold reserved, in the policy's steps."""
+    policy = decision.group.policy.redemption
+    for e in decision.effects:
+        if not isinstance(e, CaptureReservation):
+            continue
+        numbers = {"points": e.points, "reserved": e.reserved,
+                   "min_points": policy.min_points, "multiple_of": policy.multiple_of}
+        problem = None
+        if e.points > e.reserved:
+            problem = (f"would spend {e.points} points, but reservation {e.reservation!r} "
+                       f"holds {e.reserved}")
+        elif e.points < e.reserved and e.points < policy.min_points:
+            problem = f"{e.points} points is below the minimum of {policy.min_points}"
+        elif e.points < e.reserved and e.points % policy.multiple_of:
+            problem = f"{e.points} points is not a multiple of {policy.multiple_of}"
+        if problem:
+            out.append(Violation(invariant="reservation", rule="capture_reservation",
+                                 message=problem, numbers=numbers))

@@ -18,11 +18,14 @@ from rich.text import Text
 from .context import json_value
 from .dryrun import FORMAT, DryRun, Outcome
 from .effects import (
+    CaptureReservation,
     EarnPoints,
     GrantRight,
     HoldPoints,
     QualifyingCredit,
     RedeemPoints,
+    ReleaseReservation,
+    ReservePoints,
     RestorePoints,
     ReversePoints,
     TierChange,
@@ -126,6 +129,13 @@ def _effect_text(e: Any) -> str:
         return f"-{e.points} pts redeemed"
     if isinstance(e, RestorePoints):
         return f"+{e.points} pts given back from {e.redemption}"
+    if isinstance(e, ReservePoints):
+        return f"{e.points} pts on hold until {e.expires_at.isoformat(timespec='minutes')}"
+    if isinstance(e, CaptureReservation):
+        back = f", {e.released} pts back" if e.released else ""
+        return f"-{e.points} pts redeemed from hold {e.reservation}{back}"
+    if isinstance(e, ReleaseReservation):
+        return f"+{e.points} pts back from hold {e.reservation}"
     return e.kind
 
 

@@ -243,6 +243,11 @@ class RedemptionPolicy(_Model):
     max_points: int | None = Field(default=None, ge=1, description="Most points per redemption.")
     blocked_lines: list[str] = Field(default_factory=list,
                                      description="Lines where points cannot be redeemed.")
+    reservation_minutes: int = Field(
+        default=30, ge=1, description="How long points put on hold at a till "
+        "(reserve_points) stay reserved when the event does not say; then they go back.")
+    max_reservation_minutes: int = Field(
+        default=1440, ge=1, description="The longest hold a reserve_points event may ask for.")
 
 
 class RefundPolicy(_Model):

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict
 from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.engine import Connection
 
-from .ledger import AVAILABLE, PENDING, Entry
+from .ledger import AVAILABLE, PENDING, RESERVED, Entry
 from .store import ENTRIES, MEMBERS, MOVES, POSTINGS
 
 
@@ -29,6 +29,7 @@ class StatementLine(BaseModel):
     event_id: str | None
     available: int  # change to the available balance
     pending: int
+    reserved: int = 0  # change to the points on hold at a till
     balance: int  # available balance after this entry
     memo: str = ""
 
@@ -40,58 +41,65 @@ class Statement(BaseModel):
     since: datetime | None
     opening_available: int
     opening_pending: int
+    opening_reserved: int = 0
     lines: tuple[StatementLine, ...]
     closing_available: int
     closing_pending: int
+    closing_reserved: int = 0
+
+
+# The member accounts a statement follows, in the order of its columns.
+_ACCOUNTS = {AVAILABLE: 0, PENDING: 1, RESERVED: 2}
 
 
 def build_statement(member: str, since: datetime | None,
-                    rows: Iterable[tuple[datetime, str, str, str | None, int, int, str]],
-                    opening: tuple[int, int]) -> Statement:
-    available, pending = opening
+                    rows: Iterable[tuple[datetime, str, str, str | None, list[int], str]],
+                    opening: list[int]) -> Statement:
+    """``rows``: (at, kind, entry, event id, [Δavailable, Δpending, Δreserved], memo)."""
+    balances = list(opening)
     lines = []
-    for at, kind, entry, event_id, d_avail, d_pend, memo in rows:
-        available += d_avail
-        pending += d_pend
+    for at, kind, entry, event_id, delta, memo in rows:
+        balances = [b + d for b, d in zip(balances, delta, strict=True)]
         lines.append(StatementLine(at=at, kind=kind, entry=entry, event_id=event_id,
-                                   available=d_avail, pending=d_pend, balance=available,
-                                   memo=memo))
+                                   available=delta[0], pending=delta[1], reserved=delta[2],
+                                   balance=balances[0], memo=memo))
     return Statement(member=member, since=since, opening_available=opening[0],
-                     opening_pending=opening[1], lines=tuple(lines),
-                     closing_available=available, closing_pending=pending)
+                     opening_pending=opening[1], opening_reserved=opening[2],
+                     lines=tuple(lines), closing_available=balances[0],
+                     closing_pending=balances[1], closing_reserved=balances[2])
 
 
 def statement_from_journal(member: str, ids: set[str], journal: Iterable[Entry],
                            since: datetime | None) -> Statement:
-    opening = [0, 0]
+    opening = [0, 0, 0]
     rows = []
     for e in sorted(journal, key=lambda e: (e.at, e.seq, e.id)):
-        d = [0, 0]
+        d = [0, 0, 0]
         for p in e.postings:
-            if p.member in ids:
-                d[0 if p.account == AVAILABLE else 1] += p.points
-        if d == [0, 0] and not any(p.member in ids for p in e.postings) and e.member not in ids:
+            if p.member in ids and p.account in _ACCOUNTS:
+                d[_ACCOUNTS[p.account]] += p.points
+        if not any(d) and not any(p.member in ids for p in e.postings) \
+                and e.member not in ids:
             continue
         if since is not None and e.at < since:
-            opening[0] += d[0]
-            opening[1] += d[1]
+            opening = [o + x for o, x in zip(opening, d, strict=True)]
         else:
-            rows.append((e.at, e.kind, e.id, e.event_id, d[0], d[1], e.memo))
-    return build_statement(member, since, rows, (opening[0], opening[1]))
+            rows.append((e.at, e.kind, e.id, e.event_id, d, e.memo))
+    return build_statement(member, since, rows, opening)
 
 
 def statement_from_db(conn: Connection, member: str, since: datetime | None) -> Statement:
     """The member's statement; entries of ids merged into it are part of its history."""
     ids = [member] + [r.id for r in conn.execute(
         select(MEMBERS.c.id).where(MEMBERS.c.merged_into == member))]
-    mine = and_(POSTINGS.c.member_id.in_(ids), POSTINGS.c.account.in_((AVAILABLE, PENDING)))
-    opening = [0, 0]
+    mine = and_(POSTINGS.c.member_id.in_(ids), POSTINGS.c.account.in_(tuple(_ACCOUNTS)))
+    opening = [0, 0, 0]
     if since is not None:
         q = select(POSTINGS.c.account, func.sum(POSTINGS.c.points)) \
             .join(ENTRIES, ENTRIES.c.id == POSTINGS.c.entry_id) \
             .where(mine, ENTRIES.c.at < since).group_by(POSTINGS.c.account)
         for account, total in conn.execute(q):
-            opening[0 if account == AVAILABLE else 1] = int(total)
+            opening[_ACCOUNTS[account]] = int(total)
     q = select(ENTRIES.c.id, ENTRIES.c.at, ENTRIES.c.kind, ENTRIES.c.event_id, ENTRIES.c.memo,
                ENTRIES.c.seq, POSTINGS.c.account, POSTINGS.c.points) \
         .outerjoin(POSTINGS, and_(POSTINGS.c.entry_id == ENTRIES.c.id, mine)) \
@@ -100,14 +108,12 @@ def statement_from_db(conn: Connection, member: str, since: datetime | None) -> 
         q = q.where(ENTRIES.c.at >= since)
     grouped: dict[str, list] = {}
     for r in conn.execute(q):
-        g = grouped.setdefault(r.id, [r.at, r.kind, r.id, r.event_id, 0, 0, r.memo, r.seq])
-        if r.account == AVAILABLE:
-            g[4] += r.points
-        elif r.account == PENDING:
-            g[5] += r.points
-    rows = sorted(grouped.values(), key=lambda g: (g[0], g[7], g[2]))
-    return build_statement(member, since, [tuple(g[:7]) for g in rows],
-                           (opening[0], opening[1]))
+        g = grouped.setdefault(r.id, [r.at, r.kind, r.id, r.event_id, [0, 0, 0], r.memo,
+                                      r.seq])
+        if r.account in _ACCOUNTS:
+            g[4][_ACCOUNTS[r.account]] += r.points
+    rows = sorted(grouped.values(), key=lambda g: (g[0], g[6], g[2]))
+    return build_statement(member, since, [tuple(g[:6]) for g in rows], opening)
 
 
 class Settlement(BaseModel):
@@ -125,11 +131,12 @@ class Settlement(BaseModel):
 
 def settlement(conn: Connection, since: datetime | None, until: datetime | None,
                point_value: Decimal, currency: str) -> list[Settlement]:
-    # A cancelled redemption (restore moves) gives back what it owed, in the period of the
-    # cancellation: a period can owe a negative amount (a credit note).
-    signed = case((MOVES.c.kind == "redeem", MOVES.c.points), else_=-MOVES.c.points)
+    # A point is owed when it is spent: redeemed, or captured from a hold (a hold alone
+    # owes nothing yet). A cancelled redemption (restore moves) gives back what it owed, in
+    # the period of the cancellation: a period can owe a negative amount (a credit note).
+    signed = case((MOVES.c.kind == "restore", -MOVES.c.points), else_=MOVES.c.points)
     q = select(MOVES.c.issuer, MOVES.c.to_line, func.sum(signed)) \
-        .where(MOVES.c.kind.in_(("redeem", "restore"))) \
+        .where(MOVES.c.kind.in_(("redeem", "capture", "restore"))) \
         .group_by(MOVES.c.issuer, MOVES.c.to_line)
     if since is not None:
         q = q.where(MOVES.c.at >= since)

@@ -32,8 +32,8 @@ from sqlalchemy.exc import OperationalError
 from . import sqlrows
 from .errors import ConfigurationError
 from .events import Event
-from .ledger import Changes, Grant, Lot
-from .memory import Facts, Member, MemoryState, Spent
+from .ledger import Changes, Grant, Lot, Reservation, Spent
+from .memory import Facts, Member, MemoryState
 from .periods import recent_periods
 from .receipts import Receipt
 from .reviews import review_dates
@@ -53,6 +53,7 @@ from .tables import (
     MergeRow,
     PostingRow,
     RejectRow,
+    ReservationRow,
     RightUseRow,
     TierHistoryRow,
 )
@@ -72,6 +73,7 @@ TIERS = TierHistoryRow.__table__
 REJECTS = RejectRow.__table__
 IDENTITIES = IdentityRow.__table__
 MERGES = MergeRow.__table__
+RESERVATIONS = ReservationRow.__table__
 
 PERIODS = ("day", "week", "month", "year", "lifetime")
 
@@ -309,7 +311,7 @@ class SqlState(MemoryState):
             id=row.id, tier=row.tier, birth_month=row.birth_month, enrolled_on=row.enrolled_on,
             tier_since=row.tier_since, manual_until=row.manual_until,
             manual_reason=row.manual_reason, available=row.available, pending=row.pending,
-            debt=row.debt, has_events=row.has_events, entry_seq=row.entry_seq,
+            reserved=row.reserved, debt=row.debt, has_events=row.has_events, entry_seq=row.entry_seq,
             last_activity=row.last_activity,
             inactive_at=row.inactive_at, next_due=row.next_due, reviewed_to=row.reviewed_to,
             merged_into=row.merged_into)
@@ -346,6 +348,11 @@ class SqlState(MemoryState):
                 id=r.id, member=r.member_id, right=r.right, line=r.line,
                 granted_at=r.granted_at, valid_until=r.valid_until, remaining=r.remaining,
                 status=r.status, source_event=r.source_event))
+        holding = [i for i in ids if members[i].reserved]
+        if holding:
+            for r in sqlrows.select_in(conn, RESERVATIONS, "member_id", holding,
+                                       where="status = {}", params=("open",)):
+                members[r.member_id].reservations[r.event_id] = _reservation(conn, r)
 
     def load_lots(self, m: Member) -> None:
         assert self.conn is not None, "lots are loaded inside a unit of work"
@@ -359,7 +366,8 @@ class SqlState(MemoryState):
                 self.members[r.member_id].facts[r.event_id] = Facts(
                     line=r.line, amount=r.amount, points=r.points, refunded=r.refunded,
                     reversed=r.reversed, refundable=r.refundable,
-                    spent=_spent(conn, r.member_id, r.event_id) if r.type == "redeem" else ())
+                    spent=_spent(conn, r.member_id, r.event_id, _SPENDING[r.type])
+                    if r.type in _SPENDING else ())
 
     def record_conflict(self, event: Event, reason: str) -> None:
         """Keep a resubmission that conflicts with its id's first payload among the rejects,
@@ -381,6 +389,18 @@ class SqlState(MemoryState):
     def redemption(self, member_id: str, event_id: str) -> Any:
         self._facts_of(member_id, event_id)
         return super().redemption(member_id, event_id)
+
+    def reservation(self, member_id: str, event_id: str) -> Any:
+        m = self.members.get(member_id)
+        if m is not None and event_id not in m.reservations and self.conn is not None:
+            ids = select(MEMBERS.c.id).where(or_(MEMBERS.c.id == member_id,
+                                                 MEMBERS.c.merged_into == member_id))
+            row = self.conn.execute(select(RESERVATIONS).where(
+                RESERVATIONS.c.member_id.in_(ids), RESERVATIONS.c.event_id == event_id)
+                ).first()
+            if row is not None:  # settled already, or still open under a merged-away id
+                m.reservations[event_id] = _reservation(self.conn, row)
+        return super().reservation(member_id, event_id)
 
     def _facts_of(self, member_id: str, event_id: str) -> None:
         m = self.members.get(member_id)
@@ -431,6 +451,11 @@ class SqlState(MemoryState):
                                        value=ch.retired_counters[key] if value is None
                                        else value))
             w.grants_of(ch)
+            for r in ch.reservations.values():
+                w.reservations.append(dict(
+                    member_id=r.member, event_id=r.id, line=r.line, points=r.points, at=r.at,
+                    expires_at=r.expires_at, reference=r.reference, status=r.status,
+                    captured=r.captured, closed_at=r.closed_at, closed_by=r.closed_by))
             for u in ch.uses:
                 w.uses.append(dict(member_id=u.member, event_id=u.event_id, right=u.right,
                                    line=u.line, quantity=u.quantity, at=u.at, grant_id=u.grant))
@@ -463,9 +488,14 @@ def _by_member_and_id(conn: Connection, pairs: Sequence[tuple[str, str]], *colum
                                 ("member_id", "event_id", *columns))
 
 
-def _spent(conn: Connection, member_id: str, event_id: str) -> tuple[Spent, ...]:
-    """The pieces of lots a redemption took, in the order it took them (its entry may be
-    under an id since merged into ``member_id``)."""
+# Event type -> the entry and move kind that record the lots it spent.
+_SPENDING = {"redeem": "redeem", "capture_reservation": "capture"}
+
+
+def _spent(conn: Connection, member_id: str, event_id: str, kind: str) -> tuple[Spent, ...]:
+    """The pieces of lots a redemption (``kind`` redeem), a hold (reserve) or a captured
+    hold (capture) took, in the order it took them (its entry may be under an id since
+    merged into ``member_id``)."""
     ids = select(MEMBERS.c.id).where(or_(MEMBERS.c.id == member_id,
                                          MEMBERS.c.merged_into == member_id))
     q = select(MOVES.c.lot_id, MOVES.c.issuer, MOVES.c.points, LOTS.c.earned_at,
@@ -473,10 +503,19 @@ def _spent(conn: Connection, member_id: str, event_id: str) -> tuple[Spent, ...]
         .select_from(ENTRIES.join(MOVES, MOVES.c.entry_id == ENTRIES.c.id)
                      .join(LOTS, LOTS.c.id == MOVES.c.lot_id)) \
         .where(ENTRIES.c.member_id.in_(ids), ENTRIES.c.event_id == event_id,
-               ENTRIES.c.kind == "redeem", MOVES.c.kind == "redeem") \
+               ENTRIES.c.kind == kind, MOVES.c.kind == kind) \
         .order_by(ENTRIES.c.id, MOVES.c.seq)
     return tuple(Spent(r.lot_id, r.issuer, r.points, r.earned_at, r.expires_at)
                  for r in conn.execute(q))
+
+
+def _reservation(conn: Connection, r: Any) -> Reservation:
+    """A reservation row; an open one with the pieces of lots it holds."""
+    pieces = _spent(conn, r.member_id, r.event_id, "reserve") if r.status == "open" else ()
+    return Reservation(id=r.event_id, member=r.member_id, line=r.line, points=r.points,
+                       at=r.at, expires_at=r.expires_at, reference=r.reference,
+                       pieces=pieces, status=r.status, captured=r.captured,
+                       closed_at=r.closed_at, closed_by=r.closed_by)
 
 
 def _lot(r: Any) -> Lot:
@@ -505,12 +544,14 @@ class _Writes:
         self.grants: list[dict] = []
         self.uses: list[dict] = []
         self.tiers: list[dict] = []
+        self.reservations: list[dict] = []
 
     def member(self, m: Member, next_review: date | None) -> None:
         self.members.append(dict(
             id=m.id, tier=m.tier, tier_since=m.tier_since, manual_until=m.manual_until,
             manual_reason=m.manual_reason, birth_month=m.birth_month,
-            enrolled_on=m.enrolled_on, available=m.available, pending=m.pending, debt=m.debt,
+            enrolled_on=m.enrolled_on, available=m.available, pending=m.pending,
+            reserved=m.reserved, debt=m.debt,
             has_events=m.has_events, entry_seq=m.entry_seq, last_activity=m.last_activity,
             inactive_at=m.inactive_at, next_due=m.next_due, reviewed_to=m.reviewed_to,
             next_review=next_review, merged_into=m.merged_into))
@@ -564,6 +605,9 @@ class _Writes:
         sqlrows.insert(conn, ACTIVITY, self.active, conflict=("member_id", "month", "line"))
         sqlrows.insert(conn, COUNTERS, self.counters, conflict=("member_id", "name", "period"),
                        update=("value",))
+        sqlrows.insert(conn, RESERVATIONS, self.reservations,
+                       conflict=("member_id", "event_id"),
+                       update=("status", "captured", "closed_at", "closed_by"))
 
 
 def merge_rows(conn: Connection, survivor: str, absorbed: str, at: datetime, reason: str,
@@ -573,6 +617,11 @@ def merge_rows(conn: Connection, survivor: str, absorbed: str, at: datetime, rea
     mine = select(EVENTS.c.event_id).where(EVENTS.c.member_id == survivor).scalar_subquery()
     conn.execute(update(EVENTS).where(EVENTS.c.member_id == absorbed,
                                       EVENTS.c.event_id.not_in(mine))
+                 .values(member_id=survivor))
+    held = select(RESERVATIONS.c.event_id).where(RESERVATIONS.c.member_id == survivor) \
+        .scalar_subquery()
+    conn.execute(update(RESERVATIONS).where(RESERVATIONS.c.member_id == absorbed,
+                                            RESERVATIONS.c.event_id.not_in(held))
                  .values(member_id=survivor))
     conn.execute(update(IDENTITIES).where(IDENTITIES.c.member_id == absorbed)
                  .values(member_id=survivor))

@@ -85,6 +85,7 @@ class MemberRow(SQLModel, table=True):
     enrolled_on: date | None = None
     available: int = Field(default=0, sa_column=_points())
     pending: int = Field(default=0, sa_column=_points())
+    reserved: int = Field(default=0, sa_column=_points())
     debt: int = Field(default=0, sa_column=_points())
     has_events: bool = False
     entry_seq: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, default=0))
@@ -251,6 +252,26 @@ class GrantRow(SQLModel, table=True):
     remaining: int = 1
     status: str = Field(max_length=10)
     source_event: str | None = Field(default=None, max_length=128)
+
+
+class ReservationRow(SQLModel, table=True):
+    """Points on hold at a till (``reserve_points``) and how the hold ended; the moves of
+    its entries say which lots it took, captured and gave back."""
+
+    __tablename__ = "reservations"
+    __table_args__ = (Index("ix_reservations_member_status", "member_id", "status"),)
+
+    member_id: str = Field(primary_key=True, max_length=128)
+    event_id: str = Field(primary_key=True, max_length=128)
+    line: str = Field(max_length=64)
+    points: int = Field(sa_column=Column(BigInteger, nullable=False))
+    at: datetime = Field(sa_column=_ts(nullable=False))
+    expires_at: datetime = Field(sa_column=_ts(nullable=False))
+    reference: str = Field(default="", max_length=128)
+    status: str = Field(max_length=10, description="open | captured | released | expired")
+    captured: int = Field(default=0, sa_column=_points())
+    closed_at: datetime | None = Field(default=None, sa_column=_ts())
+    closed_by: str | None = Field(default=None, max_length=128)
 
 
 class RightUseRow(SQLModel, table=True):
