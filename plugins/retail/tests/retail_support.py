@@ -57,9 +57,12 @@ class RetailEvents:
 
     def refund(self, purchase_id: str, amount: str, *, at: str = "2026-03-05",
                reason: str = "returned", member: str | None = None,
-               id: str | None = None) -> dict[str, Any]:
+               id: str | None = None, giftcard_refunded: str = "0",
+               parking_refunded: str = "0") -> dict[str, Any]:
         return self._envelope("refund", at, amount, {
-            "related_event": purchase_id, "reason": reason}, member, id)
+            "related_event": purchase_id, "reason": reason,
+            "giftcard_refunded": giftcard_refunded, "parking_refunded": parking_refunded},
+            member, id)
 
     def use(self, right: str, quantity: int = 1, *, at: str = "2026-03-02",
             member: str | None = None) -> dict[str, Any]:

@@ -118,3 +118,39 @@ def test_refund_of_an_unknown_purchase_is_rejected(engine, retail):
 
     assert not receipt.accepted
     assert receipt.violations[0].invariant == "refund-bounds"
+
+
+def test_a_refund_takes_back_only_the_spend_it_counted(engine, retail):
+    # 1000.00 with 600.00 paid by gift card and 20.00 of parking: 380.00 of spend, and
+    # 380 base + 200 first-purchase points (net spend >= 100)
+    p = engine.process(retail.purchase("1000.00", giftcard_paid="600.00", parking_fee="20.00",
+                                       at="2026-03-02", id="p-1"))
+    assert by_rule(p, "credit") == {"retail-spend": Decimal("380.00")}
+    # 300.00 back, 200.00 of it to the gift card: 100.00 of spend comes off
+    r = engine.process(retail.refund("p-1", "300.00", giftcard_refunded="200.00",
+                                     at="2026-03-05", id="f-1"))
+    assert r.accepted, reasons(r)
+    assert by_rule(r, "credit") == {"retail-spend-refund": Decimal("-100.00")}
+    # points follow the gross amount: floor(580 x 300.00 / 1000.00) = 174
+    assert by_rule(r, "reverse") == {"retail-refund": 174}
+    # the rest back, 400.00 to the gift card and the 20.00 parking fee: 280.00 of spend
+    r = engine.process(retail.refund("p-1", "700.00", giftcard_refunded="400.00",
+                                     parking_refunded="20.00", at="2026-03-06", id="f-2"))
+    assert by_rule(r, "credit") == {"retail-spend-refund": Decimal("-280.00")}
+    now = engine.member("M1", at=at("2026-03-06"))
+    assert now.qualification.credits == {"spend": Decimal("0.00")}
+    assert (now.available, now.pending) == (0, 0)
+
+
+def test_returning_a_gift_card_bought_takes_back_no_spend(engine, retail):
+    engine.process(retail.purchase("120.00", at="2026-03-02", id="p-0"))  # 120 of spend
+    g = engine.process(retail.purchase("500.00", giftcard_purchase=True, at="2026-03-03",
+                                       id="g-1"))
+    assert by_rule(g, "credit") == {}
+    back = retail.refund("g-1", "500.00", at="2026-03-04", id="f-1")
+    back["data"]["giftcard_purchase"] = True
+    r = engine.process(back)
+    assert r.accepted, reasons(r)
+    assert by_rule(r, "credit") == {}
+    assert engine.member("M1", at=at("2026-03-04")).qualification.credits == \
+        {"spend": Decimal("120.00")}

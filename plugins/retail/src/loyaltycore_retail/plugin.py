@@ -33,10 +33,15 @@ class Purchase(EventPayload):
 
 class Refund(EventPayload):
     """Goods returned: ``related_event`` is the purchase's event id; the event's amount is
-    the money refunded."""
+    the money refunded. As on the purchase, ``giftcard_refunded`` and ``parking_refunded``
+    are the parts of it that never counted as spend (paid back to a gift card, a parking
+    fee), and ``giftcard_purchase`` marks the return of a gift card bought."""
 
     related_event: str = Field(min_length=1, max_length=128)
     reason: str = ""
+    giftcard_refunded: Decimal = Field(default=Decimal(0), ge=0)
+    parking_refunded: Decimal = Field(default=Decimal(0), ge=0)
+    giftcard_purchase: bool = False
 
 
 @hookimpl
