@@ -19,7 +19,9 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 import pytest
+from click.testing import CliRunner
 
+from loyaltycore.cli import cli
 from loyaltycore.effects import CaptureReservation, ReleaseReservation, ReservePoints
 from loyaltycore.engine import Engine
 from loyaltycore.errors import IdempotencyConflict
@@ -283,6 +285,19 @@ def test_a_hold_made_under_a_merged_away_id_goes_on_under_the_survivor(engine):
     clean(engine)
 
 
+def test_a_member_view_lists_the_open_holds(engine):
+    history(engine)
+    t = when("2026-03-20" + NOON)
+    assert hold(engine, 400, at=t, minutes=120).accepted
+    assert hold(engine, 100, at=t + timedelta(minutes=1), id="h2").accepted
+    m = engine.member("M1", at=t + timedelta(minutes=5))
+    assert [(h.id, h.points, h.line, h.reference) for h in m.holds] == [
+        ("h2", 100, "arcade", "till 7"), ("h1", 400, "arcade", "till 7")]  # h2 lapses first
+    assert m.reserved == sum(h.points for h in m.holds)
+    m = engine.member("M1", at=t + timedelta(minutes=40))  # h2 has lapsed by then
+    assert [h.id for h in m.holds] == ["h1"] and m.reserved == 400
+
+
 def test_holds_show_in_the_statement_and_the_trial_balance(durable):
     engine = durable
     history(engine)
@@ -370,3 +385,21 @@ def test_sixteen_tills_racing_for_the_same_points_never_overdraw(pg_url):
         assert report.lines["retail"].redeemed_at == captured
     finally:
         engine.close()
+
+
+def test_loyalty_member_lists_the_open_holds(tmp_path):
+    url = f"sqlite:///{tmp_path / 'loyalty.db'}"
+    engine = support.open_db(url)
+    assert engine.process(support.Events("M1").purchase("1000", id="p1",
+                                                         at="2026-03-01")).accepted
+    t = when("2026-03-20" + NOON)
+    assert engine.reserve_points("M1", 300, line="retail", event_id="h1", at=t,
+                                 reference="basket 7800").accepted
+    engine.close()
+    out = CliRunner().invoke(cli, ["member", "M1", "--db", url, "--rulesets",
+                                   str(support.RULESETS), "--at",
+                                   (t + timedelta(minutes=1)).isoformat()])
+    assert out.exit_code == 0, out.output
+    assert "available 900  pending 0  on hold 300" in out.output
+    assert "on hold: 300 points at retail by h1 (basket 7800), until " \
+           "2026-03-20T12:30+08:00" in out.output

@@ -160,6 +160,10 @@ def register(cli: click.Group, rulesets_option) -> None:
         console.print("qualification: " + (", ".join(f"{k} {v}" for k, v in
                                                      sorted(q.credits.items())) or "none")
                       + f"; lines active: {', '.join(sorted(q.lines_active)) or 'none'}")
+        for h in snap.holds:
+            console.print(f"on hold: {h.points} points at {h.line} by {h.id}"
+                          + (f" ({h.reference})" if h.reference else "")
+                          + f", until {h.expires_at.isoformat(timespec='minutes')}")
         if snap.vouchers:
             console.print("vouchers: " + ", ".join(f"{k} x{v}" for k, v in
                                                    sorted(snap.vouchers.items())))

@@ -30,7 +30,7 @@ from .events import Event, EventSchema
 from .identities import group_secret, identity_digest
 from .invariants import check
 from .jobs import JobsReport
-from .members import MemberProfile, MemberSnapshot
+from .members import Hold, MemberProfile, MemberSnapshot
 from .memory import MemoryState
 from .merges import merge_members
 from .plugins import PluginHost, make_plugin_manager
@@ -638,7 +638,12 @@ def _with_validity(state: MemoryState, member_id: str, at: datetime, local: date
                    gb: GroupBook) -> MemberSnapshot:
     snap = state.snapshot(member_id, at, local)[0]
     until = state.tier_valid_until(member_id, gb.policy, gb.tz, local)
-    return snap.model_copy(update={"tier_valid_until": until})
+    m = state.members[member_id]
+    holds = tuple(Hold(id=r.id, line=r.line, points=r.points, at=r.at.astimezone(gb.tz),
+                       expires_at=r.expires_at.astimezone(gb.tz), reference=r.reference)
+                  for r in sorted(m.reservations.values(), key=lambda r: (r.expires_at, r.id))
+                  if r.status == "open" and r.expires_at > at)
+    return snap.model_copy(update={"tier_valid_until": until, "holds": holds})
 
 
 def _not_before_last_activity(m: Any, at: datetime) -> None:

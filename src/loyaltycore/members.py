@@ -37,6 +37,20 @@ class MemberProfile(BaseModel):
     tier: str | None = None
 
 
+class Hold(BaseModel):
+    """An open hold at a till: ``points`` reserved at ``line`` by event ``id`` until
+    ``expires_at``."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    line: str
+    points: int
+    at: AwareDatetime
+    expires_at: AwareDatetime
+    reference: str = ""
+
+
 class MemberSnapshot(BaseModel):
     """A member as of one event. ``counters`` holds usage by period for caps and quotas:
     ``earn:<rule>:<period>`` (points), ``grant:<right>:<period>`` and ``use:<right>:<period>``
@@ -63,6 +77,11 @@ class MemberSnapshot(BaseModel):
         default=None, description="The next date the tier can be lost: the next review (or "
                                   "the end of a manual tier); None on the lowest tier. Set "
                                   "in member views (Engine.member), not on the hot path.")
+
+    holds: tuple[Hold, ...] = Field(
+        default=(), description="The open holds making up ``reserved``, soonest to lapse "
+                                "first. Set in member views (Engine.member), not on the "
+                                "hot path.")
 
     def counter(self, key: str) -> int:
         return self.counters.get(key, 0)
