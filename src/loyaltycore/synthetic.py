@@ -225,8 +225,7 @@ class _Spill:
         self.months = months
         self.counts = [0] * months
         self.n = 0
-        self.files = [open(where / self.name(k), "w", encoding="utf-8")  # noqa: SIM115
-                      for k in range(months)]
+        self.files = [open(where / self.name(k), "w", encoding="utf-8") for k in range(months)]
 
     @staticmethod
     def name(k: int) -> str:
