@@ -58,6 +58,8 @@ def test_report_has_every_section_and_a_clean_ledger(runs):
     assert run["members"] == MEMBERS and run["months"] == MONTHS and run["seed"] == 7
     lines_in_file = sum(1 for _ in events.open(encoding="utf-8"))
     assert run["events"] == lines_in_file == run["accepted"] + run["rejected"]
+    # The months waiting to be processed were kept beside the file, and are gone.
+    assert not list(events.parent.glob(".synthetic-*"))
     assert run["events_per_s"] > 0
     assert sum(report["rejections"]["by_reason"].values()) >= run["rejected"]
     assert set(report["rejections"]["examples"]) == set(report["rejections"]["by_reason"])

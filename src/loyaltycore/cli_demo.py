@@ -1,5 +1,6 @@
 """``loyalty demo``: generate a synthetic group, run it through the durable ledger month by
-month, and print the program's figures (:mod:`loyaltycore.demo`)."""
+month (a month of events in memory at a time), and print the program's figures
+(:mod:`loyaltycore.demo`)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from rich.table import Table
 from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 
-from .demo import LINES, DemoReport, generate, run_demo, write_jsonl
+from .demo import LINES, DemoReport, SyntheticGroup, run_synthetic, write_jsonl
 from .engine import Engine
 from .errors import ConfigurationError
 from .schema import database_url
@@ -91,7 +92,9 @@ def register(cli: click.Group, rulesets_option) -> None:
     @click.option("--events-out", default=DEFAULT_EVENTS, show_default=True,
                   type=click.Path(dir_okay=False, path_type=Path),
                   help="Where to write the generated events (JSONL; the member profiles go "
-                       "next to it as *-members.jsonl), for `loyalty dry-run` later.")
+                       "next to it as *-members.jsonl), for `loyalty dry-run` later. It is "
+                       "written a month at a time; until then the months wait in a hidden "
+                       ".synthetic-* directory beside it, removed at the end.")
     @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
     @rulesets_option
     def demo(members: int, months: int, seed: int, db: str, events_out: Path, fmt: str,
@@ -115,31 +118,23 @@ def register(cli: click.Group, rulesets_option) -> None:
         try:
             _must_have_lines(engine)
             _must_be_empty(engine, url)
-            t0 = time.perf_counter()
-            profiles, events = generate(members, months, seed)
-            generated = time.perf_counter() - t0
-            write_jsonl(events, events_out)
+            group = SyntheticGroup(members, months, seed, workdir=events_out.parent)
             profiles_out = members_path(events_out)
-            write_jsonl(profiles, profiles_out)
+            write_jsonl(group.profiles, profiles_out)
             show = err.is_terminal  # on stderr, so --format json stays clean on stdout
-            with Progress(TextColumn("{task.description:<16}"), BarColumn(),
-                          MofNCompleteColumn(), TimeElapsedColumn(), console=err,
-                          disable=not show) as bar:
-                task = bar.add_task("enrolling", total=len(profiles))
+            with group, Progress(TextColumn("{task.description:<16}"), BarColumn(),
+                                 MofNCompleteColumn(), TimeElapsedColumn(), console=err,
+                                 disable=not show) as bar:
+                task = bar.add_task("generating", total=members)
+                names = {"generate": "generating", "enrol": "enrolling"}
 
-                def progress(stage: str, done: int, total: int) -> None:
-                    if stage == "enrol":
-                        bar.update(task, completed=done, total=total)
-                        if done == total:
-                            bar.update(task, description="processing", completed=0,
-                                       total=len(events))
-                    else:
-                        bar.update(task, description=stage, completed=done, total=total)
+                def progress(stage: str, done: int, total: int | None) -> None:
+                    bar.update(task, description=names.get(stage, stage), completed=done,
+                               total=total)
 
-                report = run_demo(engine, profiles, events, months, progress=progress)
+                report = run_synthetic(engine, group, events_out, progress=progress)
         finally:
             engine.close()
-        report.seconds = {"generate": generated, **report.seconds}
         wall = time.perf_counter() - started
         data = report.as_dict()
         data["run"].update(seed=seed, wall_seconds=round(wall, 3),

@@ -2,8 +2,9 @@
 
 The group comes from :mod:`loyaltycore.synthetic`. :func:`run_demo` enrols the members,
 processes the events month by month into the durable ledger and runs the time-driven jobs
-at the end of each month; :class:`DemoReport` then reads what a programme manager asks
-first: cost per line, liability, who owes whom, tiers, cross-line behaviour, rights, the
+at the end of each month, reading the events as it goes (:func:`run_synthetic` feeds it a
+synthetic group one month at a time, so memory does not grow with the period);
+:class:`DemoReport` then reads what a programme manager asks first: cost per line, liability, who owes whom, tiers, cross-line behaviour, rights, the
 rules that paid, rejections and the ledger check.
 """
 
@@ -11,10 +12,12 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence, Sized
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select
@@ -36,6 +39,7 @@ from .synthetic import (  # noqa: F401 - generate and write_jsonl: the demo's pu
     DEFAULT_START,
     LINES,
     REFUND_TYPES,
+    SyntheticGroup,
     add_months,
     generate,
     write_jsonl,
@@ -183,29 +187,34 @@ def _str(value: Decimal | None) -> str | None:
     return None if value is None else str(value)
 
 
-Progress = Callable[[str, int, int], None]  # (stage, done, total)
+Progress = Callable[[str, int, int | None], None]  # (stage, done, total if known)
 
 
 def run_demo(engine: Engine, profiles: Sequence[Mapping[str, Any]],
-             events: Sequence[Mapping[str, Any]], months: int,
+             events: Iterable[Mapping[str, Any]], months: int,
              progress: Progress | None = None, *, start: date = DEFAULT_START,
-             batch_size: int = 500) -> DemoReport:
-    """Enrol ``profiles``, then process ``events`` month by month in time order into the
-    engine's durable ledger, running the jobs at the end of every month; report.
+             batch_size: int = 500, total: int | None = None) -> DemoReport:
+    """Enrol ``profiles``, then process ``events`` month by month into the engine's durable
+    ledger, running the jobs at the end of every month; report.
 
-    ``start`` is the first month, as given to :func:`generate`. Events outside the months
-    are processed with the first or last month. Meant for an empty ledger: the figures read
-    from the database (points, settlement, tiers, rights) cover all of it, those read from
-    the receipts (revenue, rules, rejections, activity) only this run."""
+    ``events`` must come in time order; it is read as it is processed, so an iterator
+    (:meth:`SyntheticGroup.months`, a file read line by line) is never held whole. A month's
+    jobs run before any event of the next month is processed. ``start`` is the first month,
+    as given to :func:`generate`. Events outside the months are processed with the first or
+    last month. ``total`` (the number of events, if ``events`` has no length) only feeds
+    ``progress``. Meant for an empty ledger: the figures read from the database (points,
+    settlement, tiers, rights) cover all of it, those read from the receipts (revenue,
+    rules, rejections, activity) only this run."""
     if engine.store is None:
         raise ValueError("the demo reads the durable ledger: open the engine with db=...")
     gb = engine.rulebook.groups[-1]
     tz = gb.tz
-    when = [datetime.fromisoformat(str(ev["occurred_at"])) for ev in events]
     first = date(start.year, start.month, 1)
     report = DemoReport(members=len(profiles), months=months, start=first,
                         currency=gb.policy.currency, point_value=gb.policy.point_value)
     tally = _Tally()
+    if total is None and isinstance(events, Sized):
+        total = len(events)
 
     started = time.perf_counter()
     for i in range(0, len(profiles), 1000):
@@ -214,36 +223,58 @@ def run_demo(engine: Engine, profiles: Sequence[Mapping[str, Any]],
             progress("enrol", min(i + 1000, len(profiles)), len(profiles))
     report.seconds["enrol"] = time.perf_counter() - started
 
-    by_month: list[list[Mapping[str, Any]]] = [[] for _ in range(months)]
     base = first.year * 12 + first.month - 1
-    order = sorted(range(len(events)), key=lambda i: when[i])
-    for i in order:
-        local = when[i].astimezone(tz)
-        k = min(max(local.year * 12 + local.month - 1 - base, 0), months - 1)
-        by_month[k].append(events[i])
     processing = jobs_time = 0.0
-    jobs = Counter()
+    jobs: Counter[str] = Counter()
     done = 0
-    for k, month_events in enumerate(by_month):
-        label = add_months(first, k).strftime("%Y-%m")
-        for j in range(0, len(month_events), batch_size):
-            chunk = month_events[j:j + batch_size]
-            t0 = time.perf_counter()
-            receipts = engine.process_many(chunk, batch_size=batch_size)
-            processing += time.perf_counter() - t0
-            tally.add(receipts, label)
-            done += len(chunk)
-            if progress:
-                progress(label, done, len(events))
+    month = 0
+    batch: list[Mapping[str, Any]] = []
+    last: datetime | None = None
+
+    def flush() -> None:
+        nonlocal processing, done
+        if not batch:
+            return
         t0 = time.perf_counter()
-        end_of_month = datetime.combine(add_months(first, k + 1), datetime.min.time(), tz) \
-            - timedelta(microseconds=1)
+        receipts = engine.process_many(batch, batch_size=batch_size)
+        processing += time.perf_counter() - t0
+        label = add_months(first, month).strftime("%Y-%m")
+        tally.add(receipts, label)
+        done += len(batch)
+        batch.clear()
+        if progress:
+            progress(label, done, total)
+
+    def month_end() -> None:
+        nonlocal jobs_time
+        flush()
+        t0 = time.perf_counter()
+        end_of_month = datetime.combine(add_months(first, month + 1), datetime.min.time(),
+                                        tz) - timedelta(microseconds=1)
         result = engine.run_jobs(end_of_month)
         jobs_time += time.perf_counter() - t0
         jobs.update(vested=result.vested, expired=result.expired, lapsed=result.lapsed,
                     reviews=len(result.moves), members_due=result.members)
         if progress:
-            progress(f"{label} jobs", done, len(events))
+            progress(f"{add_months(first, month):%Y-%m} jobs", done, total)
+
+    for ev in events:
+        when = datetime.fromisoformat(str(ev["occurred_at"]))
+        if last is not None and when < last:
+            raise ValueError(f"events must come in time order: {ev.get('id')} at "
+                             f"{ev['occurred_at']} follows an event at {last.isoformat()}")
+        last = when
+        local = when.astimezone(tz)
+        k = min(max(local.year * 12 + local.month - 1 - base, 0), months - 1)
+        while month < k:
+            month_end()
+            month += 1
+        batch.append(ev)
+        if len(batch) >= batch_size:
+            flush()
+    while month < months:
+        month_end()
+        month += 1
     report.seconds["processing"] = processing
     report.seconds["jobs"] = jobs_time
     report.jobs = {k: jobs[k] for k in ("vested", "expired", "lapsed", "reviews",
@@ -254,6 +285,35 @@ def run_demo(engine: Engine, profiles: Sequence[Mapping[str, Any]],
     _from_ledger(engine, report, profiles, gb)
     report.seconds["report"] = time.perf_counter() - t0
     report.seconds["total"] = time.perf_counter() - started
+    return report
+
+
+def run_synthetic(engine: Engine, group: SyntheticGroup, events_out: str | Path | None = None,
+                  progress: Progress | None = None, *, batch_size: int = 500) -> DemoReport:
+    """:func:`run_demo` on a synthetic group, a month at a time: simulate the group, then
+    for each month write its events to ``events_out`` (JSONL, if given), process them and
+    run the month's jobs, and let the month go before the next one is read.
+
+    ``report.seconds["generate"]`` is the simulation; reading the months back is part of
+    the total."""
+    t0 = time.perf_counter()
+    total = group.simulate(
+        None if progress is None else lambda done, of: progress("generate", done, of))
+    generated = time.perf_counter() - t0
+    with ExitStack() as stack:
+        out = None if events_out is None else stack.enter_context(
+            open(events_out, "w", encoding="utf-8"))
+
+        def events() -> Iterator[dict[str, Any]]:
+            for month in group.months():
+                if out is not None:
+                    out.writelines(month.lines)
+                yield from month.events()
+                del month  # or it would live on while the next month is read
+
+        report = run_demo(engine, group.profiles, events(), group.months_in_period,
+                          progress, start=group.first, batch_size=batch_size, total=total)
+    report.seconds = {"generate": generated, **report.seconds}
     return report
 
 

@@ -1,12 +1,21 @@
 """A reproducible synthetic group for ``loyalty demo`` and the benchmarks.
 
-:func:`generate` makes a group (``random.Random(seed)`` only, no clock): members with birth
-months, enrolment dates and starting tiers, each following a persona over the months, with
-seasonality, refunds of earlier purchases, redemptions at other lines than the one that
+:class:`SyntheticGroup` makes a group (``random.Random(seed)`` only, no clock): members with
+birth months, enrolment dates and starting tiers, each following a persona over the months,
+with seasonality, refunds of earlier purchases, redemptions at other lines than the one that
 funded the points, and uses of rights the member probably has. Each member's timeline is
 simulated in time order with a rough estimate of their balance, qualification and tier, so
 redemptions and right uses are plausible; the estimate is deliberately rough (it ignores
 most bonuses and caps), so a few are still rejected, as at a real till.
+
+The events come out a calendar month at a time (:meth:`SyntheticGroup.months`), so a year
+of a large group never has to fit in memory. The seeded stream of random numbers is drawn
+member after member (a member's whole period, then the next member's), which is what makes
+a seed's events what they are; to keep them, the simulation still runs member by member,
+writes each event to a file per month (next to the output, ``workdir``) as it is made, and
+the months are read back, put in time order and handed out one by one. Memory is one
+member's timeline while simulating and one month's events while reading; disk is the
+period's events once more, each month's file deleted when it has been read.
 """
 
 from __future__ import annotations
@@ -15,10 +24,11 @@ import heapq
 import json
 import math
 import random
+import tempfile
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import ROUND_DOWN, Decimal
 from pathlib import Path
 from typing import Any
@@ -91,23 +101,157 @@ def generate(members: int, months: int, seed: int, start: date = DEFAULT_START
     """``members`` member profiles and their events over ``months`` calendar months from
     ``start`` (its month's first day), as dicts a POS/CRM would send, sorted by time.
 
-    The same arguments always give the same profiles and events (one seeded generator,
-    no clock, no hash order)."""
-    if members < 1 or months < 1:
-        raise ValueError("a demo needs at least one member and one month")
-    rng = random.Random(seed)
-    first = date(start.year, start.month, 1)
-    end = add_months(first, months)
-    ids = [f"M{i:06d}" for i in range(members)]
-    profiles = [_profile(rng, mid, first, end) for mid in ids]
-    group = _Group(rng, first, end, ids, [date.fromisoformat(p["enrolled_on"]) for p in profiles])
-    for profile in profiles:
-        persona = rng.choices(PERSONAS, weights=[p.share for p in PERSONAS])[0]
-        # Most members are occasional, a few are heavy: the long tail every program has.
-        activity = min(rng.lognormvariate(-0.35, 0.85), 6.0)
-        _Timeline(group, profile, persona, activity).run()
-    group.out.sort()  # by time, then emission order (unique), never reaching the dicts
-    return profiles, [ev for _, _, ev in group.out]
+    The whole period at once, for tests and small groups; the demo reads
+    :meth:`SyntheticGroup.months` instead, one month at a time. The same arguments always
+    give the same profiles and events (one seeded generator, no clock, no hash order)."""
+    with SyntheticGroup(members, months, seed, start) as group:
+        events = [ev for month in group.months() for ev in month.events()]
+    return group.profiles, events
+
+
+@dataclass(eq=False)
+class Month:
+    """One calendar month of a synthetic group's events, in time order."""
+
+    index: int  # 0 for the first month of the period
+    first: date  # its first day
+    lines: list[str]  # each event as a JSONL line (newline included), as written to files
+
+    def __len__(self) -> int:
+        return len(self.lines)
+
+    def events(self) -> Iterator[dict[str, Any]]:
+        """The events as dicts, parsed one at a time as they are asked for."""
+        return (json.loads(line) for line in self.lines)
+
+
+class SyntheticGroup:
+    """A group of ``members`` over ``months`` calendar months from ``start``'s month.
+
+    ``profiles`` is there from the start (all members: enrolment needs them first). The
+    events come from :meth:`months`, one :class:`Month` at a time; :meth:`simulate`
+    (which :meth:`months` calls if need be) makes them all first, into temporary files
+    under ``workdir`` (the system's temporary directory by default), removed by
+    :meth:`close` or on leaving a ``with`` block. The same arguments always give the same
+    profiles and events, and the months put together are :func:`generate`'s events."""
+
+    def __init__(self, members: int, months: int, seed: int, start: date = DEFAULT_START, *,
+                 workdir: str | Path | None = None):
+        if members < 1 or months < 1:
+            raise ValueError("a demo needs at least one member and one month")
+        self.months_in_period = months
+        self.first = date(start.year, start.month, 1)
+        self.end = add_months(self.first, months)
+        self.workdir = workdir
+        self._rng = random.Random(seed)
+        self._ids = [f"M{i:06d}" for i in range(members)]
+        self.profiles: list[dict[str, Any]] = [_profile(self._rng, mid, self.first, self.end)
+                                               for mid in self._ids]
+        self.events: int | None = None  # how many, once simulated
+        self.per_month: list[int] = []
+        self._dir: tempfile.TemporaryDirectory[str] | None = None
+        self._read = False
+
+    def __enter__(self) -> SyntheticGroup:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._dir is not None:
+            self._dir.cleanup()
+            self._dir = None
+
+    def simulate(self, progress: Callable[[int, int], None] | None = None) -> int:
+        """Simulate every member's period (once); the number of events. ``progress`` is
+        called with (members done, members) now and then."""
+        if self.events is not None:
+            return self.events
+        self._dir = tempfile.TemporaryDirectory(prefix=".synthetic-", dir=self.workdir)
+        rng = self._rng
+        spill = _Spill(Path(self._dir.name), self.first, self.months_in_period)
+        try:
+            group = _Group(rng, self.first, self.end, self._ids,
+                           [date.fromisoformat(p["enrolled_on"]) for p in self.profiles],
+                           spill.write)
+            for i, profile in enumerate(self.profiles, 1):
+                persona = rng.choices(PERSONAS, weights=[p.share for p in PERSONAS])[0]
+                # Most members are occasional, a few are heavy: the long tail every program has.
+                activity = min(rng.lognormvariate(-0.35, 0.85), 6.0)
+                _Timeline(group, profile, persona, activity).run()
+                if progress and (i % 1000 == 0 or i == len(self.profiles)):
+                    progress(i, len(self.profiles))
+        finally:
+            spill.close()
+        self.per_month = spill.counts
+        self.events = sum(spill.counts)
+        return self.events
+
+    def months(self) -> Iterator[Month]:
+        """The months in order, each one's events in time order (by time, then the order
+        the simulation made them: the same order as :func:`generate`'s). Only one month
+        is held at a time: drop each before asking for the next. Can be read once."""
+        if self._read:
+            raise RuntimeError("a synthetic group's months can be read once")
+        self.simulate()
+        self._read = True
+        assert self._dir is not None
+        where = Path(self._dir.name)
+        for k in range(self.months_in_period):
+            path = where / _Spill.name(k)
+            with open(path, encoding="utf-8") as fh:
+                lines = fh.readlines()
+            path.unlink()
+            lines.sort(key=_spill_key)
+            for i, line in enumerate(lines):
+                lines[i] = line.split(" ", 2)[2]
+            month = Month(k, add_months(self.first, k), lines)
+            del lines
+            yield month
+            # The month just handed out must not outlive the consumer's use of it while
+            # the next one is read.
+            del month
+        self.close()
+
+
+class _Spill:
+    """The simulation's output: a file per month; each line is an event's sort key (UTC
+    microseconds, emission number) and its JSON. A month's file is in emission order
+    (member by member); reading it back sorts it."""
+
+    def __init__(self, where: Path, first: date, months: int):
+        self.base = _month_index(datetime(first.year, first.month, 1, tzinfo=GROUP_TZ))
+        self.months = months
+        self.counts = [0] * months
+        self.n = 0
+        self.files = [open(where / self.name(k), "w", encoding="utf-8") for k in range(months)]
+
+    @staticmethod
+    def name(k: int) -> str:
+        return f"month-{k:04d}.part"
+
+    def write(self, at: datetime, event: dict[str, Any]) -> None:
+        # Clamped: an event a few minutes past the period (a right used after a late
+        # entry) is the last month's, as the demo processes it; it is still the latest.
+        k = min(max(_month_index(at.astimezone(GROUP_TZ)) - self.base, 0), self.months - 1)
+        key = (at - _EPOCH) // _MICROSECOND
+        self.files[k].write(f"{key} {self.n} {json.dumps(event, separators=(',', ':'))}\n")
+        self.counts[k] += 1
+        self.n += 1
+
+    def close(self) -> None:
+        for fh in self.files:
+            fh.close()
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def _spill_key(line: str) -> tuple[int, int]:
+    at, n, _ = line.split(" ", 2)
+    return int(at), int(n)
 
 
 def write_jsonl(events: Iterable[Mapping[str, Any]], path: str | Path) -> int:
@@ -133,20 +277,17 @@ def _profile(rng: random.Random, member_id: str, first: date, end: date) -> dict
 
 
 class _Group:
-    """What all timelines share: the generator, the period, the output."""
+    """What all timelines share: the generator, the period, where events go."""
 
     def __init__(self, rng: random.Random, first: date, end: date, ids: list[str],
-                 enrolled: list[date]):
+                 enrolled: list[date], emit: Callable[[datetime, dict[str, Any]], None]):
         self.rng = rng
+        self.emit = emit
         self.enrolled = enrolled
         self.first = first
         self.end = end
         self.end_at = datetime(end.year, end.month, end.day, tzinfo=GROUP_TZ)
         self.ids = ids
-        self.out: list[tuple[datetime, int, dict[str, Any]]] = []
-
-    def emit(self, at: datetime, event: dict[str, Any]) -> None:
-        self.out.append((at, len(self.out), event))
 
 
 class _Timeline:
