@@ -101,9 +101,15 @@ def test_settlement_matches_the_points_redeemed(runs):
             == b["redeemed_here"]
     assert settlement["inter_line_points"] == sum(
         r["points"] for r in settlement["rows"] if r["issuer"] != r["redeemer"])
-    # what the receipts spent, less what cancellations gave back, is what the ledger says
+    # what the receipts spent (redeemed, or captured from a hold at a till), less what
+    # cancellations gave back, is what the ledger says
     red = report["redemptions"]
-    assert red["points"] - red["points_back"] == redeemed
+    assert red["points"] + red["captured_points"] - red["points_back"] == redeemed
+    # every point held (receipts) was captured or released by the till (receipts), or the
+    # hold lapsed or is still open (the store's holds)
+    assert red["holds"] > 0 and red["captured_points"] > 0
+    assert red["held_points"] == red["captured_points"] + red["released_points"] \
+        + red["lapsed_points"] + red["open_points"]
 
 
 def test_some_redemptions_are_cancelled_at_their_line_for_at_most_what_they_spent():

@@ -237,6 +237,13 @@ def _print(console: Console, report: DemoReport, data: dict[str, Any]) -> None:
         console.print(f"{red['events']:,} redemptions of {red['points']:,} points; "
                       f"{red['cancelled']:,} cancellations (voided sales, cancelled "
                       f"bookings) gave {red['points_back']:,} points back")
+        if red.get("holds"):
+            console.print(f"{red['holds']:,} holds at a till of {red['held_points']:,} "
+                          f"points: {red['captured_points']:,} captured, "
+                          f"{red['released_points']:,} released by the till, "
+                          f"{red['lapsed_points']:,} lapsed and came back by themselves"
+                          + (f", {red['open_points']:,} still on hold" if red["open_points"]
+                             else ""))
 
     table = Table(title="Tiers at the end")
     table.add_column("tier")

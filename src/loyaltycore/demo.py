@@ -23,17 +23,20 @@ from typing import Any
 from sqlalchemy import func, select
 
 from .effects import (
+    CaptureReservation,
     EarnPoints,
     HoldPoints,
     QualifyingCredit,
     RedeemPoints,
+    ReleaseReservation,
+    ReservePoints,
     RestorePoints,
     ReversePoints,
 )
 from .engine import Engine
 from .receipts import Receipt
 from .statements import Settlement
-from .store import GRANTS, TIERS, USES
+from .store import GRANTS, RESERVATIONS, TIERS, USES
 from .synthetic import (  # noqa: F401 - generate and write_jsonl: the demo's public names
     CENT,
     DEFAULT_START,
@@ -330,7 +333,9 @@ class _Tally:
         self.examples: dict[str, str] = {}
         self.active: dict[str, int] = {}  # member -> bit set of lines with credit
         self.monthly: dict[str, dict[str, list[Any]]] = {}  # month -> line -> [sales, CNY]
-        self.redemptions = [0, 0, 0, 0]  # redeem events, points; cancellations, points back
+        # redeem events, points; cancellations, points back; holds at a till, points held,
+        # captured, given back by the till (the rest lapsed)
+        self.redemptions = [0] * 8
 
     def add(self, receipts: Iterable[Receipt], month: str) -> None:
         bits = {line: 1 << i for i, line in enumerate(LINES)}
@@ -358,6 +363,14 @@ class _Tally:
                 elif isinstance(e, RestorePoints):
                     self.redemptions[2] += 1
                     self.redemptions[3] += e.points
+                elif isinstance(e, ReservePoints):
+                    self.redemptions[4] += 1
+                    self.redemptions[5] += e.points
+                elif isinstance(e, CaptureReservation):
+                    self.redemptions[6] += e.points
+                    self.redemptions[7] += e.released
+                elif isinstance(e, ReleaseReservation):
+                    self.redemptions[7] += e.points
                 if e.rule is None or e.rule.startswith("tier:"):
                     continue  # core effects (redeem, use) and ladder moves are not rules
                 stats = self.rules.setdefault(e.rule, [0, 0, e.kind])
@@ -382,8 +395,10 @@ class _Tally:
                         sorted(self.rules.items(), key=lambda kv: (-kv[1][0], kv[0]))}
         report.rejections = dict(sorted(self.rejections.items(), key=lambda kv: (-kv[1], kv[0])))
         report.rejection_examples = dict(sorted(self.examples.items()))
-        report.redemptions = dict(zip(("events", "points", "cancelled", "points_back"),
-                                      self.redemptions, strict=True))
+        report.redemptions = dict(zip(("events", "points", "cancelled", "points_back",
+                                       "holds", "held_points", "captured_points",
+                                       "released_points"), self.redemptions, strict=True))
+
         report.monthly = {month: {line: {"sales": n, "amount": str(amount)}
                                   for line, (n, amount) in sorted(lines.items())}
                           for month, lines in self.monthly.items()}
@@ -436,6 +451,11 @@ def _from_ledger(engine: Engine, report: DemoReport, profiles: Sequence[Mapping[
                               conn.execute(select(USES.c.right, func.count(),
                                                   func.sum(USES.c.quantity))
                                            .group_by(USES.c.right).order_by(USES.c.right))}
+        holds = dict(conn.execute(select(RESERVATIONS.c.status, func.sum(RESERVATIONS.c.points))
+                                  .group_by(RESERVATIONS.c.status)).all())
+        # holds nobody settled: lapsed (the points came back), or still open at the end
+        report.redemptions["lapsed_points"] = int(holds.get("expired") or 0)
+        report.redemptions["open_points"] = int(holds.get("open") or 0)
     ranks = {t.id: i for i, t in enumerate(gb.policy.tiers)}
     counts = Counter(tier_now.values())
     report.tiers = {t.id: counts.get(t.id, 0) for t in gb.policy.tiers}

@@ -41,6 +41,7 @@ LINES = ("retail", "hotel", "entertainment", "property")
 REFUND_TYPES = frozenset({"refund", "cancellation"})  # amounts that are money given back
 CENT = Decimal("0.01")
 POINT_STEP = 100  # members redeem round amounts, as a till's redemption screen offers
+HOLD_LINES = frozenset({"retail", "entertainment"})  # lines whose tills hold points first
 
 # Month multipliers (January first): CNY (late January/February) and 11.11 / December for
 # retail, the summer holidays and October's Golden Week for hotels and entertainment.
@@ -662,17 +663,45 @@ class _Timeline:
             return
         line = rng.choices(list(self.persona.redeem_at),
                            weights=list(self.persona.redeem_at.values()))[0]
-        redemption = self.event(now, line, "redeem", {
-            "points": points, "reference": f"POS-{rng.randrange(10**6):06d}"})
-        self.available -= min(points, have)
+        reference = f"POS-{rng.randrange(10**6):06d}"
+        eid = self.new_id("R")
+        # Some tills put the points on hold while the basket is paid. Decided by an RNG of
+        # the event's own, so the rest of the seed's events stay what they were.
+        till = random.Random(eid)
         later = now + timedelta(hours=rng.randint(1, 72))
-        if points <= have and rng.random() < 0.04 and later < self.g.end_at:
+        voided = points <= have and rng.random() < 0.04 and later < self.g.end_at
+        if line in HOLD_LINES and points <= have and till.random() < 0.3:
+            self.till_hold(now, line, eid, points, reference, till)
+            return
+        redemption = self.event(now, line, "redeem", {"points": points, "reference": reference},
+                                event_id=eid)
+        self.available -= min(points, have)
+        if voided:
             # The sale is voided or the booking cancelled: all of it, or half.
             back = points if rng.random() < 0.5 else points // 2
             self.event(later, line, "cancel_redemption",
                        {"related_event": redemption, "points": back,
                         "reason": "sale voided" if line == "retail" else "cancelled"})
             self.available += back
+
+    def till_hold(self, now: datetime, line: str, eid: str, points: int, reference: str,
+                  till: random.Random) -> None:
+        """A hold at the till, then (mostly) its capture a few minutes later; sometimes the
+        customer pays otherwise and the till releases it, sometimes nobody does and it
+        lapses by itself."""
+        self.event(now, line, "reserve_points", {"points": points, "reference": reference},
+                   event_id=eid)
+        then = now + timedelta(minutes=till.randint(1, 6), seconds=till.randint(0, 59))
+        fate = till.random()
+        if fate < 0.85 and then < self.g.end_at:
+            self.event(then, line, "capture_reservation",
+                       {"related_event": eid, "reference": reference},
+                       event_id=f"{eid}-pay")
+            self.available -= points
+        elif fate < 0.95 and then < self.g.end_at:
+            self.event(then, line, "release_reservation",
+                       {"related_event": eid, "reason": "paid another way"},
+                       event_id=f"{eid}-void")
 
     def use(self, now: datetime, line: str, right: str, quantity: int, *,
             quota: int | None = None, per: str | None = None) -> None:
