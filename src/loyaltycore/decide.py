@@ -98,36 +98,39 @@ def decide(event: Event, member: MemberSnapshot, book: RuleBook, *, history: His
     :func:`~loyaltycore.context.calendar_scope`) may be passed by a caller that already
     computed them to take the snapshot; they are computed here otherwise.
     """
-    at = event.occurred_at
+    ev = event.__dict__  # envelope fields read once (a model's attributes cost more)
+    at = ev["occurred_at"]
+    line = ev["line"]
+    etype = ev["type"]
     gb = group if group is not None else book.group_at(at)
-    decision = Decision(event=event, member=member, group=gb, line_book=None, book=book,
-                        tier_after=member.tier)
+    tier = member.__dict__["tier"]
+    decision = Decision(event, member, gb, None, book, [], {}, [], [], None, None, tier)
     if gb is None:
         decision.violations.append(Violation(
             invariant="rules-in-force", message=f"no group policy is in force at {at.isoformat()}"))
         return decision
     policy = gb.policy
-    pol = gb.policy_scope.get(event.line)
+    pol = gb.policy_scope.get(line)
     if pol is None:
         decision.violations.append(Violation(
             invariant="caps", message=f"line {event.line!r} has no caps in group policy "
                                       f"{policy.version}; its events cannot be judged"))
         return decision
-    if event.amount is not None and event.currency not in (None, policy.currency):
+    if ev["amount"] is not None and ev["currency"] not in (None, policy.currency):
         decision.violations.append(Violation(
             invariant="currency", message=f"amount in {event.currency}, but the program runs "
                                           f"in {policy.currency}",
             numbers={"currency": event.currency, "group_currency": policy.currency}))
         return decision
-    lb, plan = book.plan_at(gb, event.line, event.type, at)
+    lb, plan = book.plan_at(gb, line, etype, at)
     decision.line_book = lb
     cal = calendar if calendar is not None else calendar_scope(event, gb.tz)
     local_date = cal["local_date"]
     decision.local_date = local_date
     credits = policy.qualification.credits
-    args = (event.__dict__, event.data.__dict__, cal,
-            member_scope(member, local_date, gb.tier_rank.get(member.tier, 0), is_new),
-            qualification_scope(member, credits, event.line), {}, pol)
+    args = (ev, ev["data"].__dict__, cal,
+            member_scope(member, local_date, gb.tier_rank.get(tier, 0), is_new),
+            qualification_scope(member, credits, line), {}, pol)
     decision.args = args
     fast = False
     added: dict[str, Decimal] | None = None
@@ -159,21 +162,21 @@ def decide(event: Event, member: MemberSnapshot, book: RuleBook, *, history: His
     if not fast:
         added = None
         rights = plan.has_grants
-    if event.type == "use_right":
+    if etype == "use_right":
         rights = True
         decision.effects.append(trusted(UseRight, dict(
             line=event.line, rule=None, source="core", trace=trusted(Trace, dict(
                 rule="use_right", version=None, file=None,
                 detail=f"member uses {event.data.quantity} x {event.data.right}", values={})),
             kind="use_right", right=event.data.right, quantity=event.data.quantity)))
-    elif event.type == "redeem":
+    elif etype == "redeem":
         decision.effects.append(redeem_effect(decision))
-    elif event.type == "cancel_redemption":
+    elif etype == "cancel_redemption":
         restore = restore_effect(decision, history)
         if restore is None:
             return decision
         decision.effects.append(restore)
-    if plugins is not None and plugins.has_decide_hooks(event.line):
+    if plugins is not None and plugins.has_decide_hooks(line):
         added = None  # a plugin's effects may hold credit too: _tiers sums them all
         rights = True
         try:
