@@ -214,6 +214,20 @@ def fingerprint(event: Event) -> int:
         return hash(event.model_dump_json(exclude={"member"}))
 
 
+def _falling_due(m: Member, status: str, at: datetime) -> list[Lot]:
+    """``m``'s lots in ``status`` whose date (vesting if pending, else expiry) is at or
+    before ``at``, by that date, then id. A plain loop: a member has many lots."""
+    due = []
+    for lot in m.lots.values():
+        if lot.status == status:
+            when = lot.available_from if status == PENDING else lot.expires_at
+            if when is not None and when <= at:
+                due.append(lot)
+    if len(due) > 1:
+        due.sort(key=_vesting_order if status == PENDING else _expiry_order)
+    return due
+
+
 def _vesting_order(lot: Lot) -> tuple:
     return lot.available_from, lot.id
 
@@ -428,25 +442,9 @@ class MemoryState:
 
     def _advance(self, m: Member, at: datetime) -> None:
         self.full_lots(m)
-        due = []
-        for lot in m.lots.values():
-            if lot.status == PENDING:
-                vests = lot.available_from
-                if vests is not None and vests <= at:
-                    due.append(lot)
-        if len(due) > 1:
-            due.sort(key=_vesting_order)
-        for lot in due:
+        for lot in _falling_due(m, PENDING, at):
             self._vest(m, lot, lot.available_from)
-        expiring = []
-        for lot in m.lots.values():
-            if lot.status == AVAILABLE:
-                ends = lot.expires_at
-                if ends is not None and ends <= at:
-                    expiring.append(lot)
-        if len(expiring) > 1:
-            expiring.sort(key=_expiry_order)
-        for lot in expiring:
+        for lot in _falling_due(m, AVAILABLE, at):
             # Points still pending when their expiry came expire once they vest, not before.
             when = max(lot.expires_at, lot.available_from or lot.expires_at)
             self._expire(m, [lot], when, f"{m.id}|expire|{lot.id}", "expiry date")

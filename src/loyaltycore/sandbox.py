@@ -275,18 +275,8 @@ def compile_selector(groups: list[tuple[str, list[tuple[Expression | None, Any]]
 
     def test(expr: Expression) -> ast.expr:
         nonlocal n
-        if expr.body is None or tuple(expr.sources) != tuple(sources):
-            raise ValueError("expression was not compiled for this selector's sources")
-        prefix = f"_e{n}"
         n += 1
-        renamed = {k: f"{prefix}{k}" for k in expr.env}
-        for k, v in expr.env.items():
-            env[renamed[k]] = v
-        tree = copy.deepcopy(expr.body)
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Name) and node.id in renamed:
-                node.id = renamed[node.id]
-        return tree
+        return _renamed_apart(expr, sources, f"_e{n - 1}", env)
 
     for mode, items in groups:
         if mode == "all":
@@ -339,20 +329,9 @@ def compile_program(text: str, name: str, sources: tuple[str, ...], *,
 
     def splice(expr: Expression) -> ast.expr:
         nonlocal n
-        if expr.body is None or tuple(expr.sources) != tuple(sources):
-            raise ValueError("expression was not compiled for this program's sources")
-        prefix = f"_e{n}"
         n += 1
-        renamed = {k: f"{prefix}{k}" for k in expr.env}
-        for k, v in expr.env.items():
-            if renamed[k] in merged:
-                raise ValueError(f"name {renamed[k]!r} is already bound")
-            merged[renamed[k]] = v
-        body = copy.deepcopy(expr.body)
-        for node in ast.walk(body):
-            if isinstance(node, ast.Name) and node.id in renamed:
-                node.id = renamed[node.id]
-        _assert_generated_is_closed(body, set(renamed.values())
+        body = _renamed_apart(expr, sources, f"_e{n - 1}", merged)
+        _assert_generated_is_closed(body, {f"_e{n - 1}{k}" for k in expr.env}
                                     | {f"_s{i}" for i in range(len(sources))})
         return body
 
@@ -374,6 +353,24 @@ def compile_program(text: str, name: str, sources: tuple[str, ...], *,
     namespace: dict[str, Any] = {"__builtins__": {}, **merged}
     exec(code, namespace)  # noqa: S102 - core code around checked expression trees
     return namespace[name]
+
+
+def _renamed_apart(expr: Expression, sources: tuple[str, ...], prefix: str,
+                   env: dict[str, Any]) -> ast.expr:
+    """A copy of ``expr``'s checked tree whose bound names carry ``prefix``; their values
+    are added to ``env``. So many expressions can share one compiled function."""
+    if expr.body is None or tuple(expr.sources) != tuple(sources):
+        raise ValueError("expression was not compiled for these sources")
+    renamed = {k: f"{prefix}{k}" for k in expr.env}
+    for k, v in expr.env.items():
+        if renamed[k] in env:
+            raise ValueError(f"name {renamed[k]!r} is already bound")
+        env[renamed[k]] = v
+    tree = copy.deepcopy(expr.body)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and node.id in renamed:
+            node.id = renamed[node.id]
+    return tree
 
 
 @contextmanager
