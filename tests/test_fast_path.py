@@ -1,7 +1,7 @@
 """The fast decide path agrees with the rule-by-rule one.
 
 Without ``explain``, deciding runs each ``(line, type)`` ruleset through one fused
-condition function (sandbox.compile_selector) and a list of steps; with ``explain`` it
+function (sandbox.compile_program: conditions, values and effects); with ``explain`` it
 runs rule by rule, recording why rules did not fire. Both must propose exactly the same
 effects, counters and violations; these tests hold them to it.
 """
@@ -17,7 +17,13 @@ import pytest
 
 from loyaltycore import Engine
 from loyaltycore.effects import Trace, trusted
-from loyaltycore.sandbox import Field, Namespace, compile_expression, compile_selector
+from loyaltycore.sandbox import (
+    Field,
+    Namespace,
+    compile_expression,
+    compile_program,
+    compile_selector,
+)
 
 BENCH = Path(__file__).resolve().parent.parent / "bench"
 
@@ -67,6 +73,29 @@ def test_selector_agrees_with_each_expression_and_raises_what_it_raises():
     broken = compile_selector([("all", [(cond("event.amount / 0 > 1"), 0)])], SOURCES)
     with pytest.raises(ZeroDivisionError):
         broken({"amount": 1}, {})
+
+
+def test_program_splices_checked_expressions_and_literal_constants_only():
+    text = ("def run(_s0, _s1):\n"
+            "    out = []\n"
+            "    if x_when:\n"
+            "        out.append((c_id, x_value))\n"
+            "    return k_wrap(out)\n")
+    run = compile_program(text, "run", SOURCES,
+                          slots={"x_when": cond("event.amount * 2 >= 3"),
+                                 "x_value": cond("event.amount - 1.5")},
+                          constants={"c_id": "rule-1"}, env={"k_wrap": tuple})
+    assert run({"amount": Decimal("1.5")}, {}) == (("rule-1", Decimal(0)),)
+    assert run({"amount": 1}, {}) == ()
+    with pytest.raises(ValueError, match="not a literal"):
+        compile_program(text, "run", SOURCES, slots={"x_when": cond("event.amount > 1"),
+                                                     "x_value": cond("event.amount")},
+                        constants={"c_id": object()}, env={"k_wrap": tuple})
+    # The program runs without builtins, like every expression.
+    bare = compile_program("def run(_s0, _s1):\n    return open\n", "run", SOURCES,
+                           slots={}, constants={}, env={})
+    with pytest.raises(NameError):
+        bare({}, {})
 
 
 def test_trusted_models_equal_validated_ones():

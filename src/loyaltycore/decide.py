@@ -18,7 +18,6 @@ from typing import Any, Protocol
 from .context import SOURCES, calendar_scope, member_scope, qualification_scope
 from .effects import (
     EarnPoints,
-    GrantRight,
     HoldPoints,
     QualifyingCredit,
     ReversePoints,
@@ -35,9 +34,9 @@ from .periods import period_key
 from .receipts import RuleMiss, Violation
 from .redemption import CORE_EVENT_TYPES, core_effect
 from .rights import grant_effect, quota_room, right_counters
-from .rulebook import CompiledRule, GroupBook, LineBook, RuleBook, Step, TypeRules
+from .rulebook import CompiledRule, GroupBook, LineBook, RuleBook, RulePlan, Step, TypeRules
 from .rulesets import Cap, Pending
-from .sandbox import as_evaluation_error
+from .sandbox import as_evaluation_error, compile_program
 
 _ROUNDING = {"floor": ROUND_FLOOR, "half_up": ROUND_HALF_UP, "half_even": ROUND_HALF_EVEN,
              "ceiling": ROUND_CEILING}
@@ -105,78 +104,83 @@ def decide(event: Event, member: MemberSnapshot, book: RuleBook, *, history: His
     :func:`~loyaltycore.context.calendar_scope`) may be passed by a caller that already
     computed them to take the snapshot; they are computed here otherwise.
     """
-    at = event.occurred_at
+    ev = event.__dict__  # envelope fields read once (a model's attributes cost more)
+    at = ev["occurred_at"]
+    line = ev["line"]
+    etype = ev["type"]
     gb = group if group is not None else book.group_at(at)
-    decision = Decision(event=event, member=member, group=gb, line_book=None, book=book,
-                        tier_after=member.tier)
+    tier = member.__dict__["tier"]
+    decision = Decision(event, member, gb, None, book, [], {}, [], [], None, None, tier)
     if gb is None:
         decision.violations.append(Violation(
             invariant="rules-in-force", message=f"no group policy is in force at {at.isoformat()}"))
         return decision
     policy = gb.policy
-    pol = gb.policy_scope.get(event.line)
+    pol = gb.policy_scope.get(line)
     if pol is None:
         decision.violations.append(Violation(
             invariant="caps", message=f"line {event.line!r} has no caps in group policy "
                                       f"{policy.version}; its events cannot be judged"))
         return decision
-    if event.amount is not None and event.currency not in (None, policy.currency):
+    if ev["amount"] is not None and ev["currency"] not in (None, policy.currency):
         decision.violations.append(Violation(
             invariant="currency", message=f"amount in {event.currency}, but the program runs "
                                           f"in {policy.currency}",
             numbers={"currency": event.currency, "group_currency": policy.currency}))
         return decision
-    lb = book.line_at(event.line, at)
+    lb, plan = book.plan_at(gb, line, etype, at)
     decision.line_book = lb
     cal = calendar if calendar is not None else calendar_scope(event, gb.tz)
     local_date = cal["local_date"]
     decision.local_date = local_date
     credits = policy.qualification.credits
-    args = (event.__dict__, event.data.__dict__, cal,
-            member_scope(member, local_date, gb.tier_rank.get(member.tier, 0), is_new),
-            qualification_scope(member, credits, event.line), {}, pol)
+    args = (ev, ev["data"].__dict__, cal,
+            member_scope(member, local_date, gb.tier_rank.get(tier, 0), is_new),
+            qualification_scope(member, credits, line), {}, pol)
     decision.args = args
-    plan = book.plan(gb, lb, event.line, event.type)
-    selected = None
-    if not explain:
-        try:
-            selected = plan.select(*args)
-        except Exception:  # noqa: BLE001 - the rule-by-rule path below names the rule
-            selected = None
+    fast = False
     added: dict[str, Decimal] | None = None
     rights = False
+    if not explain:
+        program = plan.program
+        if program is None:
+            program = plan.program = _program(plan, gb)
+        try:
+            added, rights = program(args, decision, lb)
+            fast = True
+        except Exception:  # noqa: BLE001 - the rule-by-rule path below names the rule
+            decision.effects.clear()
+            decision.counters.clear()
     try:
-        if selected is None:
+        if not fast:
             # Rule by rule, recording why rules did not fire: with --explain, or when a
-            # condition failed (this path finds which rule, in the order rules run).
+            # rule could not be evaluated (this path finds which rule, in the order rules
+            # run, and rejects the event naming it).
             runner = _RuleRunner(decision, gb, args, explain)
             runner.earn(plan.rules, plan.cross)
             runner.credits(plan.rules.credit)
             runner.grants(plan.rules.grant, lb)
             runner.reversals(plan.reverse, history)
-        else:
-            added = _run_selected(decision, selected, gb, lb, args)
-            # right_counters only has work if a grant rule actually granted something.
-            rights = any(type(e) is GrantRight for e in decision.effects)
-            if plan.reverse:
-                _RuleRunner(decision, gb, args, False).reversals(plan.reverse, history)
+        elif plan.reverse:
+            _RuleRunner(decision, gb, args, False).reversals(plan.reverse, history)
     except _Rejected:
         return decision
-    if selected is None:
+    if not fast:
+        added = None
         rights = plan.has_grants
-    if event.type == "use_right":
+    if etype == "use_right":
         rights = True
         decision.effects.append(trusted(UseRight, dict(
             line=event.line, rule=None, source="core", trace=trusted(Trace, dict(
                 rule="use_right", version=None, file=None,
                 detail=f"member uses {event.data.quantity} x {event.data.right}", values={})),
             kind="use_right", right=event.data.right, quantity=event.data.quantity)))
-    elif event.type in CORE_EVENT_TYPES:
+    elif etype in CORE_EVENT_TYPES:
         effect = core_effect(decision, history)
         if effect is None:
             return decision
         decision.effects.append(effect)
-    if plugins is not None and plugins.has_decide_hooks(event.line):
+    if plugins is not None and plugins.has_decide_hooks(line):
         added = None  # a plugin's effects may hold credit too: _tiers sums them all
         rights = True
         try:
@@ -218,103 +222,162 @@ def _fail(decision: Decision, rule: CompiledRule, exc: BaseException) -> None:
     raise _Rejected
 
 
-def _run_selected(d: Decision, selected: list[Step], gb: GroupBook, lb: LineBook | None,
-                  args: tuple) -> dict[str, Decimal]:
-    """The effects of the rules whose conditions held (``RulePlan.select``), without
-    explanations: the same arithmetic, caps and effects as :class:`_RuleRunner`.
-    Returns the qualifying credit proposed, by kind (what :func:`_tiers` would sum)."""
+class _Fallback(Exception):
+    """A fused ruleset program met a value it does not handle: decide rule by rule."""
+
+
+def _program(plan: RulePlan, gb: GroupBook) -> Any:
+    """Compile ``plan`` under ``gb`` into one function ``(args, decision, line book) ->
+    (credit added by kind, granted anything?)``.
+
+    It does what the rule-by-rule path does for rules that fire without explanations:
+    the same arithmetic, caps, texts and effects, in the same order, with each rule's
+    conditions and values spliced in from their checked trees
+    (:func:`~loyaltycore.sandbox.compile_program`). Whatever it cannot handle (a failing
+    expression, a value of the wrong type, a trace value missing) it raises, and the
+    caller decides the event rule by rule instead, which reports it exactly as before.
+    """
     policy = gb.policy
-    rounding = policy.rounding
-    rate = policy.base_rate
-    rate_text = f" x base rate {rate} = "
-    event = d.event
-    line = event.line
-    append = d.effects.append
-    base_points = 0
-    pending: Pending | None = None
-    added: dict[str, Decimal] = {}
-    for step in selected:
+    slots: dict[str, Any] = {}
+    constants: dict[str, Any] = {"c_rounding": policy.rounding,
+                                 "c_ratetext": f" x base rate {policy.base_rate} = "}
+    env: dict[str, Any] = {
+        "k_rate": policy.base_rate, "k_to_points": to_points, "k_str": str, "k_int": int,
+        "k_type": type, "k_isinstance": isinstance, "k_bool": bool, "k_num": (int, Decimal),
+        "k_Decimal": Decimal, "k_zero": _ZERO, "k_bad": _Fallback, "k_capped": _capped,
+        "k_trace": _trace, "k_earn": _earn, "k_hold": _hold, "k_credit": _credit,
+        "k_days": _days, "k_grant": _grant_step}
+    out = ["def run(args, d, lb):",
+           f"    {', '.join(f'_s{i}' for i in range(len(SOURCES)))}, = args",
+           "    append = d.effects.append",
+           "    line = _s0['line']",
+           "    added = {}",
+           "    granted = False",
+           "    base = 0",
+           "    pending = None"]
+
+    def values(k: int, step: Step) -> str:
+        items = []
+        for j, (name, i, key) in enumerate(step.rule.reads):
+            constants[f"c_n{k}_{j}"], constants[f"c_key{k}_{j}"] = name, key
+            items.append(f"c_n{k}_{j}: _s{i}[c_key{k}_{j}]")
+        return "{" + ", ".join(items) + "}"
+
+    def emit(k: int, step: Step, basis: str, hold: str) -> list[str]:
+        code, pad = [], ""
+        if step.cap is not None:
+            env[f"k_cap{k}"] = step.cap
+            code += [f"pts, note = k_capped(d, k_step{k}, k_cap{k}, pts)",
+                     "if note:",
+                     "    detail = detail + '; ' + note",
+                     "if pts or not note:"]
+            pad = "    "
+        trace = f"k_trace(c_id{k}, c_ver{k}, c_file{k}, detail, {values(k, step)})"
+        return code + [pad + line for line in (
+            f"hold = {hold}",
+            "if hold is None:",
+            f"    append(k_earn(line, c_id{k}, c_src{k}, {trace}, 'earn', pts, '{basis}'))",
+            "else:",
+            "    days = hold.days",
+            f"    append(k_hold(line, c_id{k}, c_src{k}, {trace}, 'hold', pts, '{basis}',",
+            "                  None if days is None else _s0['occurred_at'] + k_days(days),",
+            "                  hold.until))")]
+
+    def body(k: int, step: Step) -> list[str]:
+        rule = step.rule
+        env[f"k_step{k}"] = step
+        env[f"k_pend{k}"] = step.pending
+        constants.update({f"c_id{k}": step.id, f"c_ver{k}": step.version,
+                          f"c_file{k}": step.file, f"c_src{k}": step.source})
+        if rule.value is not None:
+            slots[f"x_value{k}"] = rule.value
+        hold = f"k_pend{k}" if step.pending is not None else "pending"
         kind = step.kind
+        if kind == "base":
+            return ["spend = x_value{k}",
+                    "if spend is None or k_isinstance(spend, k_bool) "
+                    "or not k_isinstance(spend, k_num) or spend < 0:",
+                    "    raise k_bad",
+                    "base = pts = k_to_points(spend * k_rate, c_rounding)",
+                    "detail = 'spend ' + k_str(spend) + c_ratetext + k_str(pts) + ' points'",
+                    f"pending = k_pend{k}",
+                    *emit(k, step, "base", "pending")]
         if kind == "multiply":
-            if not base_points:
-                continue
-            pts = to_points(base_points * step.rule.extra_factor, rounding)
-            # str(), not an f-string: the same text for int and Decimal, ~3x quicker.
-            detail = step.detail + str(base_points) + step.factor_text + str(pts) + " points"
-            basis = "multiply"
-            hold = step.pending or pending
-        elif kind == "bonus":
-            pts = step.rule.fixed_points
-            if pts is None:
-                try:
-                    pts = step.value(*args)
-                except Exception as exc:  # noqa: BLE001
-                    _fail(d, step.rule, exc)
-                if isinstance(pts, Decimal) and pts == pts.to_integral_value():
-                    pts = int(pts)
-                if type(pts) is not int or pts < 0:
-                    _fail(d, step.rule, EvaluationError(
-                        f"bonus points must be a whole number >= 0, got {pts!r}", reason="type"))
-            detail = "bonus " + str(pts) + " points"
-            basis = "bonus"
-            hold = step.pending or pending
-        elif kind == "base":
-            try:
-                spend = step.value(*args)
-            except Exception as exc:  # noqa: BLE001
-                _fail(d, step.rule, exc)
-            if spend is None or isinstance(spend, bool) or not isinstance(spend, int | Decimal) \
-                    or spend < 0:
-                _fail(d, step.rule, EvaluationError(f"spend must be a non-negative number, "
-                                                    f"got {spend!r}", reason="type"))
-            pts = base_points = to_points(spend * rate, rounding)
-            detail = "spend " + str(spend) + rate_text + str(pts) + " points"
-            basis = "base"
-            hold = pending = step.pending
-        elif kind == "credit":
-            try:
-                value = step.value(*args)
-            except Exception as exc:  # noqa: BLE001
-                _fail(d, step.rule, exc)
-            if value is None or isinstance(value, bool) or not isinstance(value, int | Decimal):
-                _fail(d, step.rule, EvaluationError(f"credit value must be a number, got "
-                                                    f"{value!r}", reason="type"))
-            if value == 0:
-                continue
-            credit = step.credit
-            trace = _trace(step.id, step.version, step.file, credit + " +" + str(value),
-                           step.values(args))
-            value = Decimal(value)
-            added[credit] = added[credit] + value if credit in added else _ZERO + value
-            append(_credit(line, step.id, "rules", trace, "credit", credit, value))
-            continue
-        else:  # grant
-            rd = lb.rights.get(step.rule.spec.right) if lb is not None else None
-            if rd is None:
-                continue
-            room = quota_room(rd, d.member, d.counters, d.local_date, counter="grant")
-            if room is not None and room < 1:
-                continue
-            append(grant_effect(rd, event, step.id, step.version, step.file, "rules",
-                                step.values(args)))
-            continue
-        # Points (base, multiply, bonus): the rule's cap, then the effect with its trace.
-        cap = step.cap
-        if cap is not None:
-            pts, note = _capped(d, step, cap, pts)
-            if note:
-                if not pts:
-                    continue
-                detail += f"; {note}"
-        trace = _trace(step.id, step.version, step.file, detail, step.values(args))
-        if hold is None:
-            append(_earn(line, step.id, step.source, trace, "earn", pts, basis))
-        else:
-            days = hold.days
-            append(_hold(line, step.id, step.source, trace, "hold", pts, basis,
-                         event.occurred_at + _days(days) if days is not None else None,
-                         hold.until))
-    return added
+            env[f"k_extra{k}"] = rule.extra_factor
+            constants[f"c_detail{k}"], constants[f"c_factor{k}"] = step.detail, step.factor_text
+            return ["if base:",
+                    *("    " + line for line in [
+                        f"pts = k_to_points(base * k_extra{k}, c_rounding)",
+                        f"detail = c_detail{k} + k_str(base) + c_factor{k} + k_str(pts)"
+                        " + ' points'",
+                        *emit(k, step, "multiply", hold)])]
+        if kind == "bonus":
+            if rule.fixed_points is not None:
+                constants[f"c_fixed{k}"] = rule.fixed_points
+                constants[f"c_bonus{k}"] = "bonus " + str(rule.fixed_points) + " points"
+                head = [f"pts = c_fixed{k}", f"detail = c_bonus{k}"]
+            else:
+                head = [f"pts = x_value{k}",
+                        "if k_isinstance(pts, k_Decimal) and pts == pts.to_integral_value():",
+                        "    pts = k_int(pts)",
+                        "if k_type(pts) is not k_int or pts < 0:",
+                        "    raise k_bad",
+                        "detail = 'bonus ' + k_str(pts) + ' points'"]
+            return head + emit(k, step, "bonus", hold)
+        if kind == "credit":
+            constants[f"c_credit{k}"] = step.credit
+            return [f"value = x_value{k}",
+                    "if value is None or k_isinstance(value, k_bool) "
+                    "or not k_isinstance(value, k_num):",
+                    "    raise k_bad",
+                    "if not value == 0:",
+                    f"    trace = k_trace(c_id{k}, c_ver{k}, c_file{k}, "
+                    f"c_credit{k} + ' +' + k_str(value), {values(k, step)})",
+                    "    value = k_Decimal(value)",
+                    f"    added[c_credit{k}] = (added[c_credit{k}] + value if c_credit{k} in added"
+                    " else k_zero + value)",
+                    f"    append(k_credit(line, c_id{k}, 'rules', trace, 'credit', c_credit{k},"
+                    " value))"]
+        return [f"if k_grant(d, k_step{k}, lb, args):", "    granted = True"]
+
+    def block(k: int, cond: Any, keyword: str = "if") -> list[str]:
+        lines = [line.replace("{k}", str(k)) for line in body(k, plan_steps[k])]
+        if cond is None:
+            return lines
+        slots[f"x_when{k}"] = cond
+        return [f"{keyword} x_when{k}:", *("    " + line for line in lines)]
+
+    plan_steps = [step for _, step in plan.first + plan.all]
+    k = 0
+    for cond, _ in plan.first:  # an if/elif chain: only the first base rule that holds
+        if cond is None:
+            code = block(k, None)
+            out += ["    " + line for line in (code if k == 0 else ["else:"]
+                                               + ["    " + c for c in code])]
+            k = len(plan.first)
+            break
+        out += ["    " + line for line in block(k, cond, "if" if k == 0 else "elif")]
+        k += 1
+    for cond, _ in plan.all:
+        out += ["    " + line for line in block(k, cond)]
+        k += 1
+    out.append("    return added, granted")
+    return compile_program("\n".join(out), "run", SOURCES, slots=slots, constants=constants,
+                           env=env)
+
+
+def _grant_step(d: Decision, step: Step, lb: LineBook | None, args: tuple) -> bool:
+    """A grant rule whose condition held: the grant, if the right exists and its quota
+    has room (True if granted)."""
+    rd = lb.rights.get(step.rule.spec.right) if lb is not None else None
+    if rd is None:
+        return False
+    room = quota_room(rd, d.member, d.counters, d.local_date, counter="grant")
+    if room is not None and room < 1:
+        return False
+    d.effects.append(grant_effect(rd, d.event, step.id, step.version, step.file, "rules",
+                                  step.values(args)))
+    return True
 
 
 def _days(n: int) -> timedelta:

@@ -24,7 +24,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from .audit import CheckReport, check_ledger
 from .context import calendar_scope
 from .decide import Decision, decide
-from .effects import trusted
+from .effects import maker, trusted
 from .errors import ConfigurationError, EventInputError, IdempotencyConflict
 from .events import Event, EventSchema
 from .identities import group_secret, identity_digest
@@ -682,22 +682,25 @@ def batch_gc() -> Iterator[None]:
         gc.unfreeze()
 
 
+_receipt = maker(Receipt)
+
+
 def receipt_of(decision: Decision) -> Receipt:
-    event = decision.event
+    ev = decision.event.__dict__
+    line = ev["line"]
     versions = {}
     if decision.group is not None:
-        versions["group"] = decision.group.version
+        versions["group"] = decision.group.policy.version
     if decision.line_book is not None:
-        versions[event.line] = decision.line_book.version
-    accepted = not decision.violations
-    return trusted(Receipt, dict(
-        event_id=event.id, member=event.member, line=event.line, type=event.type,
-        occurred_at=event.occurred_at, amount=event.amount, status="accepted" if accepted else "rejected",
-        effects=tuple(decision.effects) if accepted else (),
-        violations=tuple(decision.violations), not_fired=tuple(decision.misses),
-        tier_before=decision.member.tier,
-        tier_after=decision.tier_after if accepted else decision.member.tier,
-        ruleset_versions=versions))
+        versions[line] = decision.line_book.ruleset.version
+    tier_before = decision.member.tier
+    if decision.violations:
+        return _receipt(ev["id"], ev["member"], line, ev["type"], ev["occurred_at"],
+                        ev["amount"], "rejected", (), tuple(decision.violations),
+                        tuple(decision.misses), tier_before, tier_before, versions)
+    return _receipt(ev["id"], ev["member"], line, ev["type"], ev["occurred_at"], ev["amount"],
+                    "accepted", tuple(decision.effects), (), tuple(decision.misses),
+                    tier_before, decision.tier_after, versions)
 
 
 def rejected_receipt(event: Event, violation: Violation) -> Receipt:

@@ -203,11 +203,36 @@ _UNSET = object()
 def fingerprint(event: Event) -> int:
     """A hash of the event, payload included, but not of its member: the key already has
     the member, and after a merge the same event may arrive under the other id."""
+    ev = event.__dict__
+    data = ev["data"]
     try:
-        return hash((event.id, event.line, event.type, event.occurred_at, event.amount,
-                     event.currency, event.data))
+        # The payload's class and field values, as its own (frozen) hash would take them.
+        return hash((ev["id"], ev["line"], ev["type"], ev["occurred_at"], ev["amount"],
+                     ev["currency"], type(data), *data.__dict__.values()))
     except TypeError:
         return hash(event.model_dump_json(exclude={"member"}))
+
+
+def _falling_due(m: Member, status: str, at: datetime) -> list[Lot]:
+    """``m``'s lots in ``status`` whose date (vesting if pending, else expiry) is at or
+    before ``at``, by that date, then id. A plain loop: a member has many lots."""
+    due = []
+    for lot in m.lots.values():
+        if lot.status == status:
+            when = lot.available_from if status == PENDING else lot.expires_at
+            if when is not None and when <= at:
+                due.append(lot)
+    if len(due) > 1:
+        due.sort(key=_vesting_order if status == PENDING else _expiry_order)
+    return due
+
+
+def _vesting_order(lot: Lot) -> tuple:
+    return lot.available_from, lot.id
+
+
+def _expiry_order(lot: Lot) -> tuple:
+    return lot.expires_at, lot.id
 
 
 def _month(d: date) -> tuple[int, int]:
@@ -431,15 +456,9 @@ class MemoryState:
                         key=lambda r: (r.expires_at, r.id)):
             if r.status == "open":  # giving points back can advance time itself
                 self._lapse(m, r)
-        due = sorted((lot for lot in m.lots.values()
-                      if lot.status == PENDING and lot.available_from is not None
-                      and lot.available_from <= at), key=lambda lot: (lot.available_from, lot.id))
-        for lot in due:
+        for lot in _falling_due(m, PENDING, at):
             self._vest(m, lot, lot.available_from)
-        expiring = sorted((lot for lot in m.lots.values()
-                           if lot.status == AVAILABLE and lot.expires_at is not None
-                           and lot.expires_at <= at), key=lambda lot: (lot.expires_at, lot.id))
-        for lot in expiring:
+        for lot in _falling_due(m, AVAILABLE, at):
             # Points still pending when their expiry came expire once they vest, not before.
             when = max(lot.expires_at, lot.available_from or lot.expires_at)
             self._expire(m, [lot], when, f"{m.id}|expire|{lot.id}", "expiry date")
@@ -466,11 +485,10 @@ class MemoryState:
 
     def _recompute_due(self, m: Member) -> None:
         due = m.inactive_at
-        for lot in m.lots.values():
-            if lot.status == PENDING:
-                due = _earliest(due, lot.available_from)
-            else:
-                due = _earliest(due, lot.expires_at)
+        for lot in m.lots.values():  # _earliest, inlined: a member has many lots
+            when = lot.available_from if lot.status == PENDING else lot.expires_at
+            if when is not None and (due is None or when < due):
+                due = when
         for grants in m.grants.values():
             for g in grants:
                 due = _earliest(due, g.valid_until)
@@ -585,9 +603,12 @@ class MemoryState:
     def apply(self, decision: Decision, receipt: Receipt) -> None:
         """Write an accepted decision (and remember the receipt for idempotency)."""
         event = decision.event
-        m = self._get(event.member, event.occurred_at)
+        # Envelope fields read once: a model's attribute read is several times a local's.
+        ev = event.__dict__
+        event_id, line, at = ev["id"], ev["line"], ev["occurred_at"]
+        m = self.members.get(ev["member"]) or self._get(ev["member"], at)
         fp = self.fingerprint(event)
-        m.seen[event.id] = (self.pack_receipts and pack(receipt, (fp,))) or (fp, receipt)
+        m.seen[event_id] = (self.pack_receipts and pack(receipt, (fp,))) or (fp, receipt)
         ch = m.changes
         if ch is not None:
             ch.events.append((event, fp, receipt))
@@ -596,13 +617,14 @@ class MemoryState:
         m.has_events = True
         gb = decision.group
         policy, tz = gb.policy, gb.tz
-        facts = m.facts.get(event.id)
+        facts = m.facts.get(event_id)
         if facts is None:
-            facts = m.facts[event.id] = Facts(line=event.line, amount=event.amount)
-        month = _month(decision.local_date)
-        at = event.occurred_at
+            facts = m.facts[event_id] = Facts(line, ev["amount"])
+        day = decision.local_date
+        month = (day.year, day.month)
         expires: Any = _UNSET  # computed for the first lot
-        prefix = f"{m.id}|{event.id}|"
+        mid = m.id
+        prefix = f"{mid}|{event_id}|"
         earn_id = prefix + "earn"
         postings: dict[tuple[str, str | None], int] = {}
         n = 0
@@ -610,36 +632,41 @@ class MemoryState:
         for e in decision.effects:
             n += 1
             if isinstance(e, _POINT_EFFECTS):
-                if not e.points:
+                points = e.points
+                if not points:
                     continue
-                facts.points += e.points
+                facts.points += points
                 pending = isinstance(e, HoldPoints)
                 if expires is _UNSET:
                     expires = expiry_of(policy.expiry, at, tz)
-                points = e.points
                 line = e.line
                 if pending:
-                    lot = Lot(f"{prefix}{n}", m.id, line, points, points, PENDING, at,
-                              e.vests_at, e.vests_on, expires, event.id, e.rule, None, earn_id)
+                    lot = Lot(f"{prefix}{n}", mid, line, points, points, PENDING, at,
+                              e.vests_at, e.vests_on, expires, event_id, e.rule, None, earn_id)
+                    account = PENDING
                 else:
-                    lot = Lot(f"{prefix}{n}", m.id, line, points, points, AVAILABLE, at, at,
-                              None, expires, event.id, e.rule, None, earn_id)
-                account = PENDING if pending else AVAILABLE
+                    lot = Lot(f"{prefix}{n}", mid, line, points, points, AVAILABLE, at, at,
+                              None, expires, event_id, e.rule, None, earn_id)
+                    account = AVAILABLE
                 key = (f"issued:{line}", None)  # ledger.issued(line)
                 postings[key] = postings.get(key, 0) - points
-                postings[(account, m.id)] = postings.get((account, m.id), 0) + points
+                key = (account, mid)
+                postings[key] = postings.get(key, 0) + points
+                due = m.next_due
                 if pending:
                     m.pending += points
-                    if lot.available_from is not None:
-                        m.next_due = _earliest(m.next_due, lot.available_from)
+                    vests = lot.available_from
+                    if vests is not None and (due is None or vests < due):
+                        m.next_due = vests
                 else:
                     m.available += points
-                    m.next_due = _earliest(m.next_due, expires)
+                    if expires is not None and (due is None or expires < due):
+                        m.next_due = expires
                 m.lots[lot.id] = lot
                 if ch is not None:
                     ch.new_lots[lot.id] = lot
                 if m.debt:
-                    self._repay_entry(m, lot, f"{prefix}repay{n}", at, event.id)
+                    self._repay_entry(m, lot, f"{prefix}repay{n}", at, event_id)
             elif isinstance(e, QualifyingCredit):  # the commonest effect: tested early
                 self._credit(m, e, month)
                 credited.append(e)

@@ -28,7 +28,7 @@ from .functions import BUILTIN_FUNCTIONS, guarded
 from .policy_checks import check_caps, check_ladder
 from .rulefiles import RulesetFile, read_ruleset_files
 from .rulesets import GroupPolicy, LineRuleset, Right
-from .sandbox import Expression, Function, Namespace, compile_expression, compile_selector
+from .sandbox import Expression, Function, Namespace, compile_expression
 
 
 @dataclass(frozen=True)
@@ -93,13 +93,13 @@ class Step:
 
 
 class RulePlan:
-    """The rules of one ``(line, event type)`` under one group policy, compiled once.
+    """The rules of one ``(line, event type)`` under one group policy, prepared once.
 
-    ``select(*mappings)`` evaluates every earn, credit and grant condition in one call and
-    returns the :class:`Step` of each rule whose condition held, in the order deciding
-    runs them (base rules: the first that holds; then multiply, bonus, cross-sell bonus,
-    credit and grant rules). Reversal rules read ``original.*``, which is looked up per
-    rule, so they keep their own evaluation (``reverse``).
+    ``first`` (base rules: only the first whose condition holds fires) and ``all`` (then
+    multiply, bonus, cross-sell bonus, credit and grant rules) list ``(condition, Step)``
+    in the order deciding runs them; deciding compiles them into one function on first
+    use and keeps it in ``program``. Reversal rules read ``original.*``, which is looked
+    up per rule, so they keep their own evaluation (``reverse``).
     """
 
     def __init__(self, rules: TypeRules, cross: TypeRules):
@@ -111,11 +111,10 @@ class RulePlan:
         def items(group: list[CompiledRule], source: str = "rules"):
             return [(r.when, Step(r, source)) for r in group]
 
-        self.select = compile_selector([
-            ("first", items(rules.base)),
-            ("all", items(rules.multiply) + items(rules.bonus) + items(cross.bonus, "group")
-             + items(rules.credit) + items(rules.grant)),
-        ], SOURCES)
+        self.first = items(rules.base)
+        self.all = (items(rules.multiply) + items(rules.bonus) + items(cross.bonus, "group")
+                    + items(rules.credit) + items(rules.grant))
+        self.program: Any = None
 
 
 def _values_reader(reads: tuple[tuple[str, int, str], ...]):
@@ -220,6 +219,7 @@ class RuleBook:
         # (group book, line book or None, line, event type) -> RulePlan, built on first
         # use; the books are kept with it so that an id() is never mistaken for another.
         self._plans: dict[tuple[int, int, str, str], tuple[Any, Any, RulePlan]] = {}
+        self._current: dict[tuple[str, str], tuple[Any, ...]] = {}
 
     def plan(self, gb: GroupBook, lb: LineBook | None, line: str, etype: str) -> RulePlan:
         """The compiled plan for ``line:etype`` events under ``gb`` and ``lb``."""
@@ -230,6 +230,29 @@ class RuleBook:
         plan = RulePlan(rules or TypeRules(), gb.cross_sell.get(f"{line}:{etype}") or TypeRules())
         self._plans[id(gb), id(lb), line, etype] = (gb, lb, plan)
         return plan
+
+    def plan_at(self, gb: GroupBook, line: str, etype: str, at: datetime
+                ) -> tuple[LineBook | None, RulePlan]:
+        """``(line_at(line, at), plan(gb, that line book, line, etype))``.
+
+        Remembered per ``(line, etype)`` with the span in which that line book is in
+        force: consecutive events almost never cross a version, so most events pay two
+        comparisons instead of a bisect and a dict lookup keyed on ids.
+        """
+        hit = self._current.get((line, etype))
+        if hit is not None and hit[0] is gb and hit[1] <= at and (hit[2] is None or at < hit[2]):
+            return hit[3], hit[4]
+        lb = self.line_at(line, at)
+        plan = self.plan(gb, lb, line, etype)
+        if lb is not None:
+            books = self.lines[line]
+            i = books.index(lb)
+            end = lb.ruleset.effective_to
+            if i + 1 < len(books):
+                start_next = books[i + 1].ruleset.effective_from
+                end = start_next if end is None or start_next < end else end
+            self._current[(line, etype)] = (gb, lb.ruleset.effective_from, end, lb, plan)
+        return lb, plan
 
     def group_at(self, at: datetime) -> GroupBook | None:
         i = bisect.bisect_right(self._group_starts, at) - 1

@@ -275,18 +275,8 @@ def compile_selector(groups: list[tuple[str, list[tuple[Expression | None, Any]]
 
     def test(expr: Expression) -> ast.expr:
         nonlocal n
-        if expr.body is None or tuple(expr.sources) != tuple(sources):
-            raise ValueError("expression was not compiled for this selector's sources")
-        prefix = f"_e{n}"
         n += 1
-        renamed = {k: f"{prefix}{k}" for k in expr.env}
-        for k, v in expr.env.items():
-            env[renamed[k]] = v
-        tree = copy.deepcopy(expr.body)
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Name) and node.id in renamed:
-                node.id = renamed[node.id]
-        return tree
+        return _renamed_apart(expr, sources, f"_e{n - 1}", env)
 
     for mode, items in groups:
         if mode == "all":
@@ -316,6 +306,71 @@ def compile_selector(groups: list[tuple[str, list[tuple[Expression | None, Any]]
     namespace: dict[str, Any] = {"__builtins__": {}, **env}
     exec(code, namespace)  # noqa: S102 - built only from checked trees
     return namespace["_selector"]
+
+
+def compile_program(text: str, name: str, sources: tuple[str, ...], *,
+                    slots: Mapping[str, Expression], constants: Mapping[str, Any],
+                    env: Mapping[str, Any]) -> Callable[..., Any]:
+    """Compile the core-written function ``name`` in ``text``, with checked expressions in it.
+
+    ``text`` is Python source the core generates (never text a rule author wrote); it
+    reads the source mappings as ``_s0``, ``_s1`` ... in ``sources`` order. Each name in
+    ``slots`` stands for one checked expression and is replaced by that expression's
+    tree (renamed apart, nothing else added), each name in ``constants`` by its value as
+    a literal; ``env`` holds everything else the core's code calls. So rule text only
+    ever enters compiled code through the allow-list of :func:`compile_expression`.
+
+    Why: a ruleset's conditions, values and what its rules do, fused into one call per
+    event, instead of a Python call and a dispatch per rule.
+    """
+    tree = ast.parse(text, mode="exec")
+    merged: dict[str, Any] = dict(env)
+    n = 0
+
+    def splice(expr: Expression) -> ast.expr:
+        nonlocal n
+        n += 1
+        body = _renamed_apart(expr, sources, f"_e{n - 1}", merged)
+        _assert_generated_is_closed(body, {f"_e{n - 1}{k}" for k in expr.env}
+                                    | {f"_s{i}" for i in range(len(sources))})
+        return body
+
+    class Splicer(ast.NodeTransformer):
+        def visit_Name(self, node: ast.Name) -> ast.expr:
+            if isinstance(node.ctx, ast.Load):
+                if node.id in slots:
+                    return splice(slots[node.id])
+                if node.id in constants:
+                    value = constants[node.id]
+                    if not (value is None or isinstance(value, str | int | bool)):
+                        raise ValueError(f"constant {node.id!r} is not a literal")
+                    return ast.Constant(value)
+            return node
+
+    tree = ast.fix_missing_locations(Splicer().visit(tree))
+    with _quiet_compiler():
+        code = compile(tree, "<ruleset program>", "exec")
+    namespace: dict[str, Any] = {"__builtins__": {}, **merged}
+    exec(code, namespace)  # noqa: S102 - core code around checked expression trees
+    return namespace[name]
+
+
+def _renamed_apart(expr: Expression, sources: tuple[str, ...], prefix: str,
+                   env: dict[str, Any]) -> ast.expr:
+    """A copy of ``expr``'s checked tree whose bound names carry ``prefix``; their values
+    are added to ``env``. So many expressions can share one compiled function."""
+    if expr.body is None or tuple(expr.sources) != tuple(sources):
+        raise ValueError("expression was not compiled for these sources")
+    renamed = {k: f"{prefix}{k}" for k in expr.env}
+    for k, v in expr.env.items():
+        if renamed[k] in env:
+            raise ValueError(f"name {renamed[k]!r} is already bound")
+        env[renamed[k]] = v
+    tree = copy.deepcopy(expr.body)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and node.id in renamed:
+            node.id = renamed[node.id]
+    return tree
 
 
 @contextmanager
