@@ -27,7 +27,6 @@ from loyaltycore.engine import Engine
 from loyaltycore.errors import IdempotencyConflict
 from plugins import support
 
-LEDGER = support.TEST_RULESETS / "ledger"
 NOON = "T12:00:00+08:00"
 
 
@@ -35,31 +34,15 @@ def when(day: str) -> datetime:
     return datetime.fromisoformat(support.ts(day))
 
 
-def _open(kind: str, tmp_path):
-    drop = None
-    if kind == "memory":
-        db = None
-    elif kind == "sqlite":
-        db = f"sqlite:///{tmp_path / 'loyalty.db'}"
-    else:
-        db, drop = support.pg_schema(support.PG_URL)
-    e = Engine.open([LEDGER / "rolling", support.ARCADE_RULES],
-                    plugins=[support.RETAIL, support.ARCADE], load_entrypoints=False, db=db)
-    yield e
-    e.close()
-    if drop is not None:
-        drop()
-
-
 @pytest.fixture(params=["memory", "sqlite", "postgresql"])
 def engine(request, tmp_path):
-    yield from _open(request.param, tmp_path)
+    yield from support.rolling_engines(request.param, tmp_path)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def durable(request, tmp_path):
     """Settlement, statements and the ledger check read the durable ledger."""
-    yield from _open(request.param, tmp_path)
+    yield from support.rolling_engines(request.param, tmp_path)
 
 
 def history(engine: Engine, member: str = "M1") -> None:

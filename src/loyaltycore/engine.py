@@ -510,9 +510,8 @@ class Engine:
         """Spend ``points`` of the member's at ``line`` (the built-in ``redeem`` event):
         rejected, with the reason, if it would overdraw or breaks the redemption policy.
         ``at`` is required: a retry must resend the same time to be recognised as one."""
-        return self.process({"id": event_id, "line": line, "type": "redeem",
-                             "member": member_id, "occurred_at": at.isoformat(),
-                             "data": {"points": points, "reference": reference}})
+        return self._builtin("redeem", member_id, line, event_id, at,
+                             points=points, reference=reference)
 
     def cancel_redemption(self, member_id: str, redemption_id: str, *, line: str,
                           event_id: str, at: datetime, points: int | None = None,
@@ -522,12 +521,8 @@ class Engine:
         where they were spent. They return with their original expiry dates, and the
         settlement between lines is reversed. Rejected, with the reason, for an unknown
         redemption, another line, or more than is left to give back."""
-        data: dict[str, Any] = {"related_event": redemption_id, "reason": reason}
-        if points is not None:
-            data["points"] = points
-        return self.process({"id": event_id, "line": line, "type": "cancel_redemption",
-                             "member": member_id, "occurred_at": at.isoformat(),
-                             "data": data})
+        return self._builtin("cancel_redemption", member_id, line, event_id, at,
+                             related_event=redemption_id, reason=reason, points=points)
 
     def reserve_points(self, member_id: str, points: int, *, line: str, event_id: str,
                        at: datetime, reference: str = "",
@@ -537,12 +532,8 @@ class Engine:
         :meth:`capture_reservation` spends them, :meth:`release_reservation` gives them
         back, or ``minutes`` pass (default: the group's ``reservation_minutes``) and they
         come back by themselves. Rejected like a redemption: overdraft, policy."""
-        data: dict[str, Any] = {"points": points, "reference": reference}
-        if minutes is not None:
-            data["minutes"] = minutes
-        return self.process({"id": event_id, "line": line, "type": "reserve_points",
-                             "member": member_id, "occurred_at": at.isoformat(),
-                             "data": data})
+        return self._builtin("reserve_points", member_id, line, event_id, at, points=points,
+                             reference=reference, minutes=minutes)
 
     def capture_reservation(self, member_id: str, reservation_id: str, *, line: str,
                             event_id: str, at: datetime, points: int | None = None,
@@ -552,20 +543,23 @@ class Engine:
         back. Settlement between lines counts them now. Rejected for a hold that is
         unknown, settled, lapsed or made at another line. The capture can be cancelled
         later with :meth:`cancel_redemption`, naming ``event_id``."""
-        data: dict[str, Any] = {"related_event": reservation_id, "reference": reference}
-        if points is not None:
-            data["points"] = points
-        return self.process({"id": event_id, "line": line, "type": "capture_reservation",
-                             "member": member_id, "occurred_at": at.isoformat(),
-                             "data": data})
+        return self._builtin("capture_reservation", member_id, line, event_id, at,
+                             related_event=reservation_id, reference=reference, points=points)
 
     def release_reservation(self, member_id: str, reservation_id: str, *, line: str,
                             event_id: str, at: datetime, reason: str = "") -> Receipt:
         """End the open hold ``reservation_id`` unspent (the built-in
         ``release_reservation`` event): its points go back with their expiry dates."""
-        return self.process({"id": event_id, "line": line, "type": "release_reservation",
-                             "member": member_id, "occurred_at": at.isoformat(),
-                             "data": {"related_event": reservation_id, "reason": reason}})
+        return self._builtin("release_reservation", member_id, line, event_id, at,
+                             related_event=reservation_id, reason=reason)
+
+    def _builtin(self, etype: str, member_id: str, line: str, event_id: str, at: datetime,
+                 **data: Any) -> Receipt:
+        """Process a built-in event; payload fields given as None are left to their
+        defaults (so a retry sends the same payload as the first try)."""
+        return self.process({"id": event_id, "line": line, "type": etype, "member": member_id,
+                             "occurred_at": at.isoformat(),
+                             "data": {k: v for k, v in data.items() if v is not None}})
 
     def assign_tier(self, member_id: str, tier: str, *, reason: str, until: datetime,
                     at: datetime | None = None) -> None:

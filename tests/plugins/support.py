@@ -7,6 +7,7 @@ example; tests/conftest.py wraps them as fixtures for everything else.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -288,3 +289,22 @@ def open_db(url: str, **kwargs: Any) -> Engine:
     """The real group policy with the retail plugin (and its rules), on the database at
     ``url``."""
     return Engine.open(RULESETS, plugins=[RETAIL], load_entrypoints=False, db=url, **kwargs)
+
+
+def rolling_engines(kind: str, tmp_path: Path) -> Iterator[Engine]:
+    """An engine on the ``rolling`` ledger policy (points expire 6 months after they were
+    earned) with the retail and arcade lines, in memory (``kind`` "memory"), on a SQLite
+    file under ``tmp_path`` or in a fresh PostgreSQL schema; closed and dropped after."""
+    drop = None
+    if kind == "memory":
+        db = None
+    elif kind == "sqlite":
+        db = f"sqlite:///{tmp_path / 'loyalty.db'}"
+    else:
+        db, drop = pg_schema(PG_URL)
+    e = Engine.open([TEST_RULESETS / "ledger" / "rolling", ARCADE_RULES],
+                    plugins=[RETAIL, ARCADE], load_entrypoints=False, db=db)
+    yield e
+    e.close()
+    if drop is not None:
+        drop()
