@@ -29,8 +29,8 @@ Figures:
                                 a vest move, buckets, activity, counters) is cloned from one
                                 real template member with a bulk INSERT ... SELECT in SQL, so
                                 every table is 10^6 members deep, not just ``members``
-                                (~22 rows and ~3.5 KB a member; ~80 s for 10^6 on SQLite
-                                here, ~2 min on PostgreSQL). Median of --scale-reps runs,
+                                (~22 rows and ~7 KB a member, most of it receipts; 1.5-4 min
+                                for 10^6 on SQLite here, ~2 min on PostgreSQL). Median of --scale-reps runs,
                                 small and large alternating. Also printed (and in
                                 ``scale``): the same ratio in CPU time of the process
                                 (``cpu_ratio``), which excludes waiting for the disk: on a
@@ -213,26 +213,22 @@ def timed_run(url: str, events: list[dict], batch_size: int = BATCH,
     finally:
         engine.close()  # its checkpoint writes what the run left in the log: counted
     io1 = written()
-    LAST_WRITTEN[0] = None if io0 is None or io1 is None else \
-        tuple((b - a) / len(events) / 1024 for a, b in zip(io0, io1, strict=True))
+    LAST_WRITTEN[0] = None if io0 is None or io1 is None else (io1 - io0) / len(events) / 1024
     assert len(receipts) == len(events)
     return t0, t1, sum(1 for r in receipts if r.accepted)
 
 
 LAST_CPU = [0.0]  # CPU seconds of the last timed_run's process_many
-# KiB per event the last timed_run wrote: (to the disk, by write calls), or None
-LAST_WRITTEN: list[tuple[float, ...] | None] = [None]
+LAST_WRITTEN: list[float | None] = [None]  # KiB per event the last timed_run wrote
 
 
-def written() -> tuple[int, int] | None:
-    """This process's (write_bytes, wchar) from /proc/self/io (Linux), else None.
-
-    write_bytes is what it sent towards the disk (SQLite's log and its checkpoints into the
-    database file, page by page); wchar all bytes handed to write calls."""
+def written() -> int | None:
+    """Bytes this process has sent towards the disk (``write_bytes`` of /proc/self/io:
+    SQLite's log and its checkpoints into the database file), or None off Linux."""
     try:
         with open("/proc/self/io") as f:
             io = dict(line.split(":") for line in f)
-        return int(io["write_bytes"]), int(io["wchar"])
+        return int(io["write_bytes"])
     except (OSError, KeyError, ValueError):
         return None
 
@@ -316,7 +312,7 @@ def parallel_rate(url: str, per_worker: list[list[dict]]) -> float:
 
 
 def sqlite_rate(dbs: Databases, events: int, members: int, seed: int,
-                sql: SqlTimes | None = None) -> tuple[float, int, tuple[float, ...] | None]:
+                sql: SqlTimes | None = None) -> tuple[float, int, float | None]:
     """(events/s, accepted, KiB written per event) into a fresh SQLite file."""
     evs = make_events(events, member_ids(members), seed=seed)
     t0, t1, accepted = timed_run(dbs.new("sqlite"), evs, sql=sql)
@@ -451,7 +447,7 @@ def scale_cost(dbs: Databases, kind: str, small: int, large: int, events: int, r
     os.sync()
     ms: dict[int, list[float]] = {small: [], large: []}
     cpu: dict[int, list[float]] = {small: [], large: []}
-    kib: dict[int, list[tuple[float, ...]]] = {small: [], large: []}
+    kib: dict[int, list[float]] = {small: [], large: []}
     for rep in range(reps):  # alternate, so drift on a shared machine hits both alike
         for n in (small, large):
             evs = make_events(events, member_ids(n, prefix="P"), seed=seed + rep,
@@ -469,10 +465,8 @@ def scale_cost(dbs: Databases, kind: str, small: int, large: int, events: int, r
             "cpu_ms_per_event_small": round(small_cpu, 4),
             "cpu_ms_per_event_large": round(large_cpu, 4),
             "cpu_ratio": round(large_cpu / small_cpu, 3),
-            "kib_written_per_event": {str(n): round(statistics.median(k[0] for k in v), 1)
+            "kib_written_per_event": {str(n): round(statistics.median(v), 1)
                                       for n, v in kib.items() if v},
-            "kib_write_calls_per_event": {str(n): round(statistics.median(k[1] for k in v), 1)
-                                          for n, v in kib.items() if v},
             "populate_seconds": {str(n): v["total"] for n, v in setup.items()},
             "populate_steps": {str(n): v for n, v in setup.items()},
             "reps_ms": {str(k): [round(x, 4) for x in v] for k, v in ms.items()}}
@@ -535,8 +529,8 @@ def main(argv: list[str] | None = None) -> int:
             say(f"SQLite, 1 process: {rate:,.0f} events/s ({events} events, {members} "
                 f"members, {accepted} accepted) [target >= {TARGETS['sqlite_events_per_s']:,}]")
             if kib is not None:
-                result["sqlite_kib_written_per_event"] = round(kib[0], 1)
-                say(f"  written: {kib[0]:.1f} KiB per event (log and checkpoints)")
+                result["sqlite_kib_written_per_event"] = round(kib, 1)
+                say(f"  written: {kib:.1f} KiB per event (log and checkpoints)")
             if sql is not None:
                 result["sqlite_sql"] = sql.top()
                 in_sql = sum(v[1] for v in sql.stats.values())
