@@ -29,12 +29,17 @@ Figures:
                                 a vest move, buckets, activity, counters) is cloned from one
                                 real template member with a bulk INSERT ... SELECT in SQL, so
                                 every table is 10^6 members deep, not just ``members``
-                                (~22 rows and ~3.5 KB a member; ~80 s for 10^6 on SQLite
-                                here, ~2 min on PostgreSQL). Median of --scale-reps runs,
+                                (~22 rows and ~7 KB a member, most of it receipts; 1.5-4 min
+                                for 10^6 on SQLite here, ~2 min on PostgreSQL). Median of --scale-reps runs,
                                 small and large alternating. Also printed (and in
                                 ``scale``): the same ratio in CPU time of the process
                                 (``cpu_ratio``), which excludes waiting for the disk: on a
                                 machine whose disk is shared it is the steadier figure.
+                                And (``kib_written_per_event``, SQLite, Linux) what each
+                                event wrote to the disk, log and checkpoints, from
+                                /proc/self/io: the number of B-tree pages an event dirties,
+                                which is what grows with the members.
+  sqlite_kib_written_per_event  the same for the throughput run
 
 Targets: >= 5,000 events/s SQLite on one core; >= 3,000 events/s PostgreSQL with 4 workers;
 cost ratio <= 1.5. The figures are wall-clock and the machine is usually shared: expect
@@ -196,6 +201,7 @@ def timed_run(url: str, events: list[dict], batch_size: int = BATCH,
               sql: SqlTimes | None = None) -> tuple[float, float, int]:
     """(start, end, accepted) of ``process_many`` of ``events`` on a fresh engine."""
     engine = open_engine(url)
+    io0 = written()
     try:
         if sql is not None:
             assert engine.store is not None
@@ -205,12 +211,26 @@ def timed_run(url: str, events: list[dict], batch_size: int = BATCH,
         t1 = time.time()
         LAST_CPU[0] = time.process_time() - c0
     finally:
-        engine.close()
+        engine.close()  # its checkpoint writes what the run left in the log: counted
+    io1 = written()
+    LAST_WRITTEN[0] = None if io0 is None or io1 is None else (io1 - io0) / len(events) / 1024
     assert len(receipts) == len(events)
     return t0, t1, sum(1 for r in receipts if r.accepted)
 
 
 LAST_CPU = [0.0]  # CPU seconds of the last timed_run's process_many
+LAST_WRITTEN: list[float | None] = [None]  # KiB per event the last timed_run wrote
+
+
+def written() -> int | None:
+    """Bytes this process has sent towards the disk (``write_bytes`` of /proc/self/io:
+    SQLite's log and its checkpoints into the database file), or None off Linux."""
+    try:
+        with open("/proc/self/io") as f:
+            io = dict(line.split(":") for line in f)
+        return int(io["write_bytes"])
+    except (OSError, KeyError, ValueError):
+        return None
 
 
 class SqlTimes:
@@ -292,10 +312,11 @@ def parallel_rate(url: str, per_worker: list[list[dict]]) -> float:
 
 
 def sqlite_rate(dbs: Databases, events: int, members: int, seed: int,
-                sql: SqlTimes | None = None) -> tuple[float, int]:
+                sql: SqlTimes | None = None) -> tuple[float, int, float | None]:
+    """(events/s, accepted, KiB written per event) into a fresh SQLite file."""
     evs = make_events(events, member_ids(members), seed=seed)
     t0, t1, accepted = timed_run(dbs.new("sqlite"), evs, sql=sql)
-    return events / (t1 - t0), accepted
+    return events / (t1 - t0), accepted, LAST_WRITTEN[0]
 
 
 def pg_rates(dbs: Databases, events: int, members: int, seed: int, contended: bool
@@ -426,6 +447,7 @@ def scale_cost(dbs: Databases, kind: str, small: int, large: int, events: int, r
     os.sync()
     ms: dict[int, list[float]] = {small: [], large: []}
     cpu: dict[int, list[float]] = {small: [], large: []}
+    kib: dict[int, list[float]] = {small: [], large: []}
     for rep in range(reps):  # alternate, so drift on a shared machine hits both alike
         for n in (small, large):
             evs = make_events(events, member_ids(n, prefix="P"), seed=seed + rep,
@@ -434,13 +456,18 @@ def scale_cost(dbs: Databases, kind: str, small: int, large: int, events: int, r
             t0, t1, _ = timed_run(urls[n], evs)
             cpu[n].append(LAST_CPU[0] * 1000 / events)
             ms[n].append((t1 - t0) * 1000 / events)
+            if kind == "sqlite" and LAST_WRITTEN[0] is not None:  # PostgreSQL's are its own
+                kib[n].append(LAST_WRITTEN[0])
     small_ms, large_ms = statistics.median(ms[small]), statistics.median(ms[large])
     small_cpu, large_cpu = statistics.median(cpu[small]), statistics.median(cpu[large])
     return {"ms_per_event_small": round(small_ms, 4), "ms_per_event_large": round(large_ms, 4),
             "ratio": round(large_ms / small_ms, 3),
             "cpu_ms_per_event_small": round(small_cpu, 4),
             "cpu_ms_per_event_large": round(large_cpu, 4),
-            "cpu_ratio": round(large_cpu / small_cpu, 3), "populate_seconds": {str(n): v["total"] for n, v in setup.items()},
+            "cpu_ratio": round(large_cpu / small_cpu, 3),
+            "kib_written_per_event": {str(n): round(statistics.median(v), 1)
+                                      for n, v in kib.items() if v},
+            "populate_seconds": {str(n): v["total"] for n, v in setup.items()},
             "populate_steps": {str(n): v for n, v in setup.items()},
             "reps_ms": {str(k): [round(x, 4) for x in v] for k, v in ms.items()}}
 
@@ -496,11 +523,14 @@ def main(argv: list[str] | None = None) -> int:
         if "sqlite" in parts:
             sql = SqlTimes() if args.sql else None
             t0 = time.perf_counter()
-            rate, accepted = sqlite_rate(dbs, events, members, args.seed, sql)
+            rate, accepted, kib = sqlite_rate(dbs, events, members, args.seed, sql)
             result["sqlite_events_per_s"] = round(rate, 1)
             result["sqlite_accepted"] = accepted
             say(f"SQLite, 1 process: {rate:,.0f} events/s ({events} events, {members} "
                 f"members, {accepted} accepted) [target >= {TARGETS['sqlite_events_per_s']:,}]")
+            if kib is not None:
+                result["sqlite_kib_written_per_event"] = round(kib, 1)
+                say(f"  written: {kib:.1f} KiB per event (log and checkpoints)")
             if sql is not None:
                 result["sqlite_sql"] = sql.top()
                 in_sql = sum(v[1] for v in sql.stats.values())
@@ -537,6 +567,10 @@ def main(argv: list[str] | None = None) -> int:
                 say(f"  CPU time of this process (the database's own time, for SQLite; not "
                     f"I/O waits): {s['cpu_ms_per_event_small']:.3f} vs "
                     f"{s['cpu_ms_per_event_large']:.3f} ms/event, ratio {s['cpu_ratio']:.2f}")
+                if kind == "sqlite" and s["kib_written_per_event"]:
+                    w = s["kib_written_per_event"]
+                    say(f"  written per event (log and checkpoints): {w.get(str(small))} vs "
+                        f"{w.get(str(large))} KiB")
     finally:
         dbs.close()
     met = {k: (result[k] <= v if k.startswith("cost") else result[k] >= v)

@@ -19,6 +19,9 @@ from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine as SqlEngine
 
 DEFAULT_DB = "loyalty.db"
+SQLITE_CACHE_KIB = 65536  # page cache per SQLite connection
+SQLITE_PAGE_SIZE = 2048  # of new SQLite files
+SQLITE_CHECKPOINT_BYTES = 40_960_000  # of log between checkpoints (10,000 4-KiB pages)
 
 
 def database_url(db: str | Path | None = None) -> str:
@@ -47,15 +50,27 @@ def connect(url: str) -> SqlEngine:
         @event.listens_for(engine, "connect")
         def _pragmas(dbapi_conn, _record):
             cur = dbapi_conn.cursor()
+            # Only a new file takes it (before WAL mode writes its header). Past some
+            # 10^4 members, each event dirties about ten B-tree pages that no other event
+            # of its batch shares, each written to the log and again at the checkpoint:
+            # at 2 KiB an event writes and reads half as many bytes as at the default
+            # 4 KiB (10^6 members: 47 vs 88 KiB written, 0.67 vs 0.86 ms of CPU).
+            cur.execute(f"PRAGMA page_size={SQLITE_PAGE_SIZE}")
             cur.execute("PRAGMA journal_mode=WAL")
             # WAL + NORMAL survives a killed process (committed transactions are in the
             # log); only an OS crash or power loss can lose the last commits.
             cur.execute("PRAGMA synchronous=NORMAL")
             # With NORMAL, the only fsyncs are the checkpoints'. The default (1,000 pages)
-            # checkpointed after nearly every batch; 10,000 pages (~40 MB of log) halves
-            # the time spent committing, and a page written by several batches is copied
-            # once.
-            cur.execute("PRAGMA wal_autocheckpoint=10000")
+            # checkpointed after nearly every batch; ~40 MB of log halves the time spent
+            # committing, and a page written by several batches is copied once.
+            page = cur.execute("PRAGMA page_size").fetchone()[0]
+            cur.execute(f"PRAGMA wal_autocheckpoint={SQLITE_CHECKPOINT_BYTES // page}")
+            # A batch reads and dirties thousands of B-tree pages on a large program; in
+            # the default 2 MB cache even the index pages above them did not stay, and
+            # every miss is a read from the OS. 64 MiB holds a batch's pages and the upper
+            # levels of every index of a 10^6-member file (allocated as used, so a small
+            # file never takes it).
+            cur.execute(f"PRAGMA cache_size={-SQLITE_CACHE_KIB}")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.close()
 

@@ -17,7 +17,7 @@ from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.engine import Connection
 
 from .ledger import AVAILABLE, PENDING, RESERVED, Entry
-from .store import ENTRIES, MEMBERS, MOVES, POSTINGS
+from .store import ENTRIES, MEMBERS, MERGES, MOVES, POSTINGS
 
 
 class StatementLine(BaseModel):
@@ -92,18 +92,25 @@ def statement_from_db(conn: Connection, member: str, since: datetime | None) -> 
     """The member's statement; entries of ids merged into it are part of its history."""
     ids = [member] + [r.id for r in conn.execute(
         select(MEMBERS.c.id).where(MEMBERS.c.merged_into == member))]
+    # A member's postings are on its own entries, but for a merge's, which are on the
+    # survivor's entry: the entries to read are the members' and their survivors' (found
+    # by member, then their postings by entry: postings have no index by member).
+    owners = sorted(set(ids) | set(conn.execute(
+        select(MERGES.c.survivor).where(MERGES.c.absorbed.in_(ids))).scalars()))
+    theirs = ENTRIES.c.member_id.in_(owners)
     mine = and_(POSTINGS.c.member_id.in_(ids), POSTINGS.c.account.in_(tuple(_ACCOUNTS)))
     opening = [0, 0, 0]
     if since is not None:
         q = select(POSTINGS.c.account, func.sum(POSTINGS.c.points)) \
-            .join(ENTRIES, ENTRIES.c.id == POSTINGS.c.entry_id) \
-            .where(mine, ENTRIES.c.at < since).group_by(POSTINGS.c.account)
+            .select_from(ENTRIES.join(POSTINGS, POSTINGS.c.entry_id == ENTRIES.c.id)) \
+            .where(theirs, mine, ENTRIES.c.at < since).group_by(POSTINGS.c.account)
         for account, total in conn.execute(q):
             opening[_ACCOUNTS[account]] = int(total)
     q = select(ENTRIES.c.id, ENTRIES.c.at, ENTRIES.c.kind, ENTRIES.c.event_id, ENTRIES.c.memo,
                ENTRIES.c.seq, POSTINGS.c.account, POSTINGS.c.points) \
-        .outerjoin(POSTINGS, and_(POSTINGS.c.entry_id == ENTRIES.c.id, mine)) \
-        .where(or_(ENTRIES.c.member_id.in_(ids), POSTINGS.c.member_id.in_(ids)))
+        .select_from(ENTRIES.outerjoin(POSTINGS, and_(POSTINGS.c.entry_id == ENTRIES.c.id,
+                                                      mine))) \
+        .where(theirs, or_(ENTRIES.c.member_id.in_(ids), POSTINGS.c.member_id.in_(ids)))
     if since is not None:
         q = q.where(ENTRIES.c.at >= since)
     grouped: dict[str, list] = {}

@@ -15,7 +15,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
-from sqlalchemy import BigInteger, Column, DateTime, Index, Numeric, String, Text
+from sqlalchemy import BigInteger, Column, DateTime, Index, Numeric, String, Text, text
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
@@ -75,6 +75,12 @@ def _points() -> Column:
 
 class MemberRow(SQLModel, table=True):
     __tablename__ = "members"
+    # Who was merged into a member (statements, tier history, a redemption's pieces):
+    # without it each of those read every member. Partial, so the update of a member that
+    # was never merged (every event) leaves it alone.
+    __table_args__ = (Index("ix_members_merged_into", "merged_into",
+                            sqlite_where=text("merged_into IS NOT NULL"),
+                            postgresql_where=text("merged_into IS NOT NULL")),)
 
     id: str = Field(primary_key=True, max_length=128)
     tier: str = Field(max_length=80)
@@ -91,9 +97,12 @@ class MemberRow(SQLModel, table=True):
     entry_seq: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, default=0))
     last_activity: datetime | None = Field(default=None, sa_column=_ts())
     inactive_at: datetime | None = Field(default=None, sa_column=_ts())
-    next_due: datetime | None = Field(default=None, sa_column=_ts(index=True))
+    # next_due and next_review are not indexed: the jobs' selection ORs them with
+    # manual_until, which no index can answer, so it reads the table anyway, and each
+    # index cost a page written per event on a large program (migration 0003).
+    next_due: datetime | None = Field(default=None, sa_column=_ts())
     reviewed_to: date | None = None
-    next_review: date | None = Field(default=None, index=True)
+    next_review: date | None = None
     merged_into: str | None = Field(default=None, max_length=128)
 
 
@@ -161,12 +170,15 @@ class EntryRow(SQLModel, table=True):
 
 
 class PostingRow(SQLModel, table=True):
+    """Found through their entry (the primary key starts with the entry id), which a
+    statement finds by member: no index by member or account, each of which cost a page
+    written per event on a large program (migration 0003); ``ledger check`` reads all."""
+
     __tablename__ = "postings"
-    __table_args__ = (Index("ix_postings_member_account", "member_id", "account"),)
 
     entry_id: str = Field(primary_key=True, max_length=400)
     seq: int = Field(primary_key=True)
-    account: str = Field(max_length=80, index=True)
+    account: str = Field(max_length=80)
     member_id: str | None = Field(default=None, max_length=128)
     points: int = Field(sa_column=Column(BigInteger, nullable=False))
 
@@ -192,14 +204,17 @@ class LotRow(SQLModel, table=True):
 
 
 class LotMoveRow(SQLModel, table=True):
-    """Points taken from a lot, by which entry: the basis of settlement and of the check."""
+    """Points taken from a lot, by which entry: the basis of settlement and of the check.
+
+    Read by entry (a redemption's pieces), by kind and time (settlement) and all at once
+    (``ledger check``), never by lot: no index on ``lot_id`` (migration 0003)."""
 
     __tablename__ = "lot_moves"
     __table_args__ = (Index("ix_lot_moves_kind_at", "kind", "at"),)
 
     entry_id: str = Field(primary_key=True, max_length=400)
     seq: int = Field(primary_key=True)
-    lot_id: str = Field(max_length=400, index=True)
+    lot_id: str = Field(max_length=400)
     kind: str = Field(max_length=10)
     points: int = Field(sa_column=Column(BigInteger, nullable=False))
     issuer: str = Field(max_length=64)

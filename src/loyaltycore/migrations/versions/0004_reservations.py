@@ -1,7 +1,7 @@
 """holds at a till: the reservations table and each member's reserved balance
 
-Revision ID: 0003
-Revises: 0002
+Revision ID: 0004
+Revises: 0003
 Create Date: 2026-11-25
 """
 
@@ -11,8 +11,8 @@ import sqlmodel
 
 import loyaltycore.tables
 
-revision = '0003'
-down_revision = '0002'
+revision = '0004'
+down_revision = '0003'
 branch_labels = None
 depends_on = None
 
