@@ -45,3 +45,22 @@ def test_member_view_says_until_when_the_tier_holds(db_url, ev):
     assert engine.member("nobody", at=april).tier_valid_until is None
     assert [h["reason"] for h in engine.tier_history("M1")] == ["upgrade", "manual"]
     engine.close()
+
+
+def test_the_migrations_build_exactly_the_tables_the_code_declares(db_url):
+    """A database brought to the latest migration has every table, column and index of
+    ``loyaltycore.tables`` and nothing else (a model change without its migration, or the
+    reverse, fails here before it fails a user's upgrade)."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from loyaltycore.store import Store
+    from loyaltycore.tables import METADATA
+
+    store = Store.open(db_url)
+    try:
+        with store.engine.connect() as conn:
+            context = MigrationContext.configure(conn, opts={"compare_type": False})
+            assert compare_metadata(context, METADATA) == []
+    finally:
+        store.close()
