@@ -303,3 +303,22 @@ def test_a_redemption_and_its_cancellation_read_in_the_dry_run(tmp_path):
     assert "would give back 80 points, but redemption 'x-5' spent 100 and 40 were given " \
            "back already" in out
     assert result.exit_code == 1  # the last one is rejected
+
+
+def test_holds_at_a_till_read_in_the_dry_run(tmp_path):
+    purchase = EXAMPLE_LINES[0]
+    member = json.loads(purchase)["member"]
+    extra = [json.dumps({"id": eid, "line": "retail", "type": etype, "member": member,
+                         "occurred_at": f"2026-03-05T10:{minute:02d}:00+08:00", "data": data})
+             for eid, minute, etype, data in [
+                 ("h-1", 0, "reserve_points", {"points": 100, "reference": "basket 1"}),
+                 ("k-1", 3, "capture_reservation", {"related_event": "h-1"}),
+                 ("h-2", 5, "reserve_points", {"points": 100, "minutes": 5}),
+                 ("k-2", 20, "capture_reservation", {"related_event": "h-2"})]]
+    events = write(tmp_path, "events.jsonl", [purchase, *extra])
+    result = dry(events, tmp_path)
+    out = result.output
+    assert "100 pts on hold until 2026-03-05T10:30+08:00" in out
+    assert "-100 pts redeemed from hold h-1" in out
+    assert "reservation 'h-2' lapsed unsettled at 2026-03-05T02:10:00+00:00" in out
+    assert result.exit_code == 1  # the capture after the lapse is rejected
