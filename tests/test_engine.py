@@ -402,7 +402,7 @@ def test_resubmitted_events_get_back_exactly_their_receipts(engine, ev):
 
 
 def test_the_journal_in_memory_reads_back_what_the_store_records(tmp_path, ev):
-    """The in-memory journal keeps entries compact (memory.Journal); read back, they are
+    """The in-memory journal keeps entries compact (journal.Journal); read back, they are
     the entries the store writes for the same events, postings and moves included."""
     mem = support.open_real()
     db = support.open_real(db=tmp_path / "ledger.db")
