@@ -860,6 +860,7 @@ class MemoryState:
     def _close_reservation(self, m: Member, r: Reservation, status: str, at: datetime,
                            event_id: str | None, captured: int) -> None:
         r.status, r.closed_at, r.closed_by, r.captured = status, at, event_id, captured
+        r.pieces = ()  # what it held is settled; a long dry-run need not keep it
         if m.changes is not None:
             m.changes.reservations[r.id] = r
 
