@@ -23,7 +23,7 @@ from typing import Any
 from sqlalchemy import case, func, select
 from sqlalchemy.engine import Connection
 
-from .ledger import AVAILABLE, CONSUMING, PENDING, RESERVED
+from .ledger import CONSUMING, MEMBER_ACCOUNTS
 from .store import LOTS, MEMBERS, MOVES, POSTINGS, RESERVATIONS
 
 LIMIT = 50  # differences listed per kind; the count is always exact
@@ -93,16 +93,15 @@ def _entries_balance(conn: Connection, report: CheckReport) -> None:
 
 def _member_balances(conn: Connection, report: CheckReport) -> None:
     posted: dict[str, list[int]] = {}
-    slot = {AVAILABLE: 0, PENDING: 1, RESERVED: 2}
     q = select(POSTINGS.c.member_id, POSTINGS.c.account, func.sum(POSTINGS.c.points)) \
         .where(POSTINGS.c.member_id.is_not(None)) \
         .group_by(POSTINGS.c.member_id, POSTINGS.c.account)
     for member_id, account, total in conn.execute(q):
-        if account not in slot:
+        if account not in MEMBER_ACCOUNTS:
             report.problem("member-account", f"member {member_id} has postings to an "
                                              f"unknown account {account!r}")
             continue
-        posted.setdefault(member_id, [0, 0, 0])[slot[account]] = int(total)
+        posted.setdefault(member_id, [0, 0, 0])[MEMBER_ACCOUNTS[account]] = int(total)
     holds = {member_id: int(total) for member_id, total in conn.execute(
         select(RESERVATIONS.c.member_id, func.sum(RESERVATIONS.c.points))
         .where(RESERVATIONS.c.status == "open").group_by(RESERVATIONS.c.member_id))}

@@ -29,6 +29,8 @@ from .rulesets import Expiry
 AVAILABLE = "available"
 PENDING = "pending"
 RESERVED = "reserved"
+# The member accounts, each with its place in a member's balances (statements, the check).
+MEMBER_ACCOUNTS = {AVAILABLE: 0, PENDING: 1, RESERVED: 2}
 
 # Moves that take points out of a lot for good (the per-line identity counts these). A
 # ``reserve`` move takes them into a reservation; its ``capture`` moves (spent) and

@@ -702,15 +702,22 @@ class MemoryState:
         else:
             del m.grants[e.right]
 
-    def _redeem(self, m: Member, e: RedeemPoints, event: Event, n: int, facts: Facts) -> None:
+    def _spend(self, m: Member, points: int, kind: str, line: str
+               ) -> tuple[int, list[Move], tuple[Spent, ...]]:
+        """Take ``points`` from the member's available lots, soonest expiry first, for a
+        redemption or a hold at ``line``: (taken, moves, the pieces with their lots' dates)."""
         self.full_lots(m)
         lots = sorted((lot for lot in m.lots.values() if lot.status == AVAILABLE),
                       key=Lot.spend_order)
         dates = {lot.id: (lot.earned_at, lot.expires_at) for lot in lots}
-        taken, moves, _ = self._take(m, lots, e.points, "redeem", e.line)
-        facts.spent += tuple(Spent(mv.lot, mv.issuer, mv.points, *dates[mv.lot])
-                             for mv in moves)
+        taken, moves, _ = self._take(m, lots, points, kind, line)
         m.available -= taken
+        return taken, moves, tuple(Spent(mv.lot, mv.issuer, mv.points, *dates[mv.lot])
+                                   for mv in moves)
+
+    def _redeem(self, m: Member, e: RedeemPoints, event: Event, n: int, facts: Facts) -> None:
+        taken, moves, pieces = self._spend(m, e.points, "redeem", e.line)
+        facts.spent += pieces
         self._post(m, Entry(id=f"{m.id}|{event.id}|redeem{n}", member=m.id, kind="redeem",
                             at=event.occurred_at, event_id=event.id,
                             postings=(Posting(AVAILABLE, m.id, -taken),
@@ -817,17 +824,11 @@ class MemoryState:
         self._keep_lots_back(m, lots, at, event.id)
 
     def _reserve(self, m: Member, e: ReservePoints, event: Event, n: int) -> None:
-        self.full_lots(m)
-        lots = sorted((lot for lot in m.lots.values() if lot.status == AVAILABLE),
-                      key=Lot.spend_order)
-        dates = {lot.id: (lot.earned_at, lot.expires_at) for lot in lots}
-        taken, moves, _ = self._take(m, lots, e.points, "reserve", e.line)
+        taken, moves, pieces = self._spend(m, e.points, "reserve", e.line)
         r = Reservation(id=event.id, member=m.id, line=e.line, points=taken,
                         at=event.occurred_at, expires_at=e.expires_at, reference=e.reference,
-                        pieces=tuple(Spent(mv.lot, mv.issuer, mv.points, *dates[mv.lot])
-                                     for mv in moves))
+                        pieces=pieces)
         m.reservations[r.id] = r
-        m.available -= taken
         m.reserved += taken
         m.next_due = _earliest(m.next_due, r.expires_at)
         if m.changes is not None:

@@ -42,15 +42,21 @@ if TYPE_CHECKING:
     from .decide import Decision, History
 
 
+def _core(cls: type, decision: Decision, detail: str, **fields: Any) -> Any:
+    """An effect the core proposes for the event's own line, traced to the event type."""
+    event = decision.event
+    return trusted(cls, dict(
+        line=event.line, rule=None, source="core",
+        trace=trusted(Trace, dict(rule=event.type, version=None, file=None, detail=detail,
+                                  values={})),
+        kind=cls.model_fields["kind"].default, **fields))
+
+
 def redeem_effect(decision: Decision) -> RedeemPoints:
     event = decision.event
     points = event.data.points
-    return trusted(RedeemPoints, dict(
-        line=event.line, rule=None, source="core",
-        trace=trusted(Trace, dict(rule="redeem", version=None, file=None,
-                                  detail=f"member spends {points} points at {event.line}",
-                                  values={})),
-        kind="redeem", points=points, reference=event.data.reference))
+    return _core(RedeemPoints, decision, f"member spends {points} points at {event.line}",
+                 points=points, reference=event.data.reference)
 
 
 def core_effect(decision: Decision, history: History) -> Any:
@@ -140,17 +146,14 @@ def restore_effect(decision: Decision, history: History) -> RestorePoints | None
                     f"({spent['restored']} of {spent['points']} points)",
             numbers={"redeemed": spent["points"], "restored": spent["restored"]}))
         return None
-    return trusted(RestorePoints, dict(
-        line=event.line, rule=None, source="core",
-        trace=trusted(Trace, dict(
-            rule="cancel_redemption", version=None, file=None,
-            detail=f"gives back {points} of the {spent['points']} points redeemed at "
-                   f"{spent['line']} by {data.related_event}"
-                   + (f" ({spent['restored']} given back before)" if spent["restored"] else ""),
-            values={})),
-        kind="restore", points=points, redemption=data.related_event,
+    return _core(
+        RestorePoints, decision,
+        f"gives back {points} of the {spent['points']} points redeemed at {spent['line']} by "
+        f"{data.related_event}"
+        + (f" ({spent['restored']} given back before)" if spent["restored"] else ""),
+        points=points, redemption=data.related_event,
         redeemed=spent["points"], restored_before=spent["restored"], reason=data.reason,
-        redeemed_at=spent["line"]))
+        redeemed_at=spent["line"])
 
 
 def check_restore(decision: Decision, out: list[Violation]) -> None:
@@ -179,13 +182,9 @@ def reserve_effect(decision: Decision) -> ReservePoints:
     data = event.data
     minutes = data.minutes or decision.group.policy.redemption.reservation_minutes
     expires = event.occurred_at + timedelta(minutes=minutes)
-    return trusted(ReservePoints, dict(
-        line=event.line, rule=None, source="core",
-        trace=trusted(Trace, dict(
-            rule="reserve_points", version=None, file=None,
-            detail=f"member puts {data.points} points on hold at {event.line} for "
-                   f"{minutes} minutes", values={})),
-        kind="reserve", points=data.points, expires_at=expires, reference=data.reference))
+    return _core(ReservePoints, decision,
+                 f"member puts {data.points} points on hold at {event.line} for {minutes} "
+                 "minutes", points=data.points, expires_at=expires, reference=data.reference)
 
 
 def settle_effect(decision: Decision, history: History
@@ -197,37 +196,28 @@ def settle_effect(decision: Decision, history: History
     rule = event.type
     held = history.reservation(event.member, data.related_event)
     problem = _not_open(held, data.related_event, event.occurred_at)
-    if problem is None and held["line"] != event.line:
+    if problem is not None:
+        decision.violations.append(Violation(invariant="reservation", rule=rule,
+                                             message=problem))
+        return None
+    if held["line"] != event.line:
         decision.violations.append(Violation(
             invariant="line-isolation", rule=rule,
             message=f"reservation {data.related_event!r} was made at {held['line']!r}; only "
                     f"that line can settle it, not {event.line!r}"))
         return None
-    if problem is not None:
-        decision.violations.append(Violation(invariant="reservation", rule=rule,
-                                             message=problem))
-        return None
     reserved = held["points"]
     if rule == "release_reservation":
-        return trusted(ReleaseReservation, dict(
-            line=event.line, rule=None, source="core",
-            trace=trusted(Trace, dict(
-                rule=rule, version=None, file=None,
-                detail=f"gives back the {reserved} points on hold by {data.related_event}",
-                values={})),
-            kind="release", points=reserved, reservation=data.related_event,
-            reason=data.reason))
+        return _core(ReleaseReservation, decision,
+                     f"gives back the {reserved} points on hold by {data.related_event}",
+                     points=reserved, reservation=data.related_event, reason=data.reason)
     points = data.points if data.points is not None else reserved
-    return trusted(CaptureReservation, dict(
-        line=event.line, rule=None, source="core",
-        trace=trusted(Trace, dict(
-            rule=rule, version=None, file=None,
-            detail=f"spends {points} of the {reserved} points on hold by "
-                   f"{data.related_event} at {event.line}"
-                   + (f"; {reserved - points} go back" if points < reserved else ""),
-            values={})),
-        kind="capture", points=points, reservation=data.related_event, reserved=reserved,
-        released=max(reserved - points, 0), reference=data.reference))
+    return _core(CaptureReservation, decision,
+                 f"spends {points} of the {reserved} points on hold by {data.related_event} "
+                 f"at {event.line}" + (f"; {reserved - points} go back"
+                                       if points < reserved else ""),
+                 points=points, reservation=data.related_event, reserved=reserved,
+                 released=max(reserved - points, 0), reference=data.reference)
 
 
 def _not_open(held: Mapping[str, Any] | None, ref: str, at: datetime) -> str | None:

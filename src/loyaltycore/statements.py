@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict
 from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.engine import Connection
 
-from .ledger import AVAILABLE, PENDING, RESERVED, Entry
+from .ledger import MEMBER_ACCOUNTS, Entry
 from .store import ENTRIES, MEMBERS, MERGES, MOVES, POSTINGS
 
 
@@ -48,8 +48,6 @@ class Statement(BaseModel):
     closing_reserved: int = 0
 
 
-# The member accounts a statement follows, in the order of its columns.
-_ACCOUNTS = {AVAILABLE: 0, PENDING: 1, RESERVED: 2}
 
 
 def build_statement(member: str, since: datetime | None,
@@ -76,8 +74,8 @@ def statement_from_journal(member: str, ids: set[str], journal: Iterable[Entry],
     for e in sorted(journal, key=lambda e: (e.at, e.seq, e.id)):
         d = [0, 0, 0]
         for p in e.postings:
-            if p.member in ids and p.account in _ACCOUNTS:
-                d[_ACCOUNTS[p.account]] += p.points
+            if p.member in ids and p.account in MEMBER_ACCOUNTS:
+                d[MEMBER_ACCOUNTS[p.account]] += p.points
         if not any(d) and not any(p.member in ids for p in e.postings) \
                 and e.member not in ids:
             continue
@@ -98,14 +96,14 @@ def statement_from_db(conn: Connection, member: str, since: datetime | None) -> 
     owners = sorted(set(ids) | set(conn.execute(
         select(MERGES.c.survivor).where(MERGES.c.absorbed.in_(ids))).scalars()))
     theirs = ENTRIES.c.member_id.in_(owners)
-    mine = and_(POSTINGS.c.member_id.in_(ids), POSTINGS.c.account.in_(tuple(_ACCOUNTS)))
+    mine = and_(POSTINGS.c.member_id.in_(ids), POSTINGS.c.account.in_(tuple(MEMBER_ACCOUNTS)))
     opening = [0, 0, 0]
     if since is not None:
         q = select(POSTINGS.c.account, func.sum(POSTINGS.c.points)) \
             .select_from(ENTRIES.join(POSTINGS, POSTINGS.c.entry_id == ENTRIES.c.id)) \
             .where(theirs, mine, ENTRIES.c.at < since).group_by(POSTINGS.c.account)
         for account, total in conn.execute(q):
-            opening[_ACCOUNTS[account]] = int(total)
+            opening[MEMBER_ACCOUNTS[account]] = int(total)
     q = select(ENTRIES.c.id, ENTRIES.c.at, ENTRIES.c.kind, ENTRIES.c.event_id, ENTRIES.c.memo,
                ENTRIES.c.seq, POSTINGS.c.account, POSTINGS.c.points) \
         .select_from(ENTRIES.outerjoin(POSTINGS, and_(POSTINGS.c.entry_id == ENTRIES.c.id,
@@ -117,8 +115,8 @@ def statement_from_db(conn: Connection, member: str, since: datetime | None) -> 
     for r in conn.execute(q):
         g = grouped.setdefault(r.id, [r.at, r.kind, r.id, r.event_id, [0, 0, 0], r.memo,
                                       r.seq])
-        if r.account in _ACCOUNTS:
-            g[4][_ACCOUNTS[r.account]] += r.points
+        if r.account in MEMBER_ACCOUNTS:
+            g[4][MEMBER_ACCOUNTS[r.account]] += r.points
     rows = sorted(grouped.values(), key=lambda g: (g[0], g[6], g[2]))
     return build_statement(member, since, [tuple(g[:6]) for g in rows], opening)
 

@@ -393,11 +393,9 @@ class SqlState(MemoryState):
     def reservation(self, member_id: str, event_id: str) -> Any:
         m = self.members.get(member_id)
         if m is not None and event_id not in m.reservations and self.conn is not None:
-            ids = select(MEMBERS.c.id).where(or_(MEMBERS.c.id == member_id,
-                                                 MEMBERS.c.merged_into == member_id))
             row = self.conn.execute(select(RESERVATIONS).where(
-                RESERVATIONS.c.member_id.in_(ids), RESERVATIONS.c.event_id == event_id)
-                ).first()
+                RESERVATIONS.c.member_id.in_(_and_merged(member_id)),
+                RESERVATIONS.c.event_id == event_id)).first()
             if row is not None:  # settled already, or still open under a merged-away id
                 m.reservations[event_id] = _reservation(self.conn, row)
         return super().reservation(member_id, event_id)
@@ -488,6 +486,12 @@ def _by_member_and_id(conn: Connection, pairs: Sequence[tuple[str, str]], *colum
                                 ("member_id", "event_id", *columns))
 
 
+def _and_merged(member_id: str) -> Any:
+    """The ids ``member_id`` answers for: itself and those merged into it (a subquery)."""
+    return select(MEMBERS.c.id).where(or_(MEMBERS.c.id == member_id,
+                                          MEMBERS.c.merged_into == member_id))
+
+
 # Event type -> the entry and move kind that record the lots it spent.
 _SPENDING = {"redeem": "redeem", "capture_reservation": "capture"}
 
@@ -496,13 +500,11 @@ def _spent(conn: Connection, member_id: str, event_id: str, kind: str) -> tuple[
     """The pieces of lots a redemption (``kind`` redeem), a hold (reserve) or a captured
     hold (capture) took, in the order it took them (its entry may be under an id since
     merged into ``member_id``)."""
-    ids = select(MEMBERS.c.id).where(or_(MEMBERS.c.id == member_id,
-                                         MEMBERS.c.merged_into == member_id))
     q = select(MOVES.c.lot_id, MOVES.c.issuer, MOVES.c.points, LOTS.c.earned_at,
                LOTS.c.expires_at) \
         .select_from(ENTRIES.join(MOVES, MOVES.c.entry_id == ENTRIES.c.id)
                      .join(LOTS, LOTS.c.id == MOVES.c.lot_id)) \
-        .where(ENTRIES.c.member_id.in_(ids), ENTRIES.c.event_id == event_id,
+        .where(ENTRIES.c.member_id.in_(_and_merged(member_id)), ENTRIES.c.event_id == event_id,
                ENTRIES.c.kind == kind, MOVES.c.kind == kind) \
         .order_by(ENTRIES.c.id, MOVES.c.seq)
     return tuple(Spent(r.lot_id, r.issuer, r.points, r.earned_at, r.expires_at)
