@@ -13,6 +13,11 @@ Invariants after every step:
   dry-run runs on) agree on every receipt, every member's balances and tier, and every
   member's statement.
 
+The database side is two engines on the same database, taking turns when the machine
+says so (``switch_writer``), as two processes of a till system would: each keeps the
+members it wrote in memory between transactions, so each must notice what the other
+wrote since (``members.version``) and load those members afresh.
+
 On SQLite under two group policies (rolling expiry with negative balances; inactivity
 expiry with refund shortfalls), and a bounded run on PostgreSQL.
 """
@@ -87,7 +92,8 @@ class LedgerMachine(RuleBasedStateMachine):
             url = f"sqlite:///{self.tmp}/loyalty.db"
         else:
             url, self.drop = support.pg_schema(PG_URL)
-        self.db = open_engine(url, self.policy)
+        self.dbs = [open_engine(url, self.policy), open_engine(url, self.policy)]
+        self.db = self.dbs[0]
         self.mem = open_engine(None, self.policy)
         self.now = START
         self.n = 0
@@ -98,7 +104,8 @@ class LedgerMachine(RuleBasedStateMachine):
         self.holds: list[dict] = []  # accepted holds at a till (to capture or release)
 
     def teardown(self) -> None:
-        self.db.close()
+        for db in self.dbs:
+            db.close()
         if self.drop is not None:
             self.drop()
         if self.tmp is not None:
@@ -135,6 +142,10 @@ class LedgerMachine(RuleBasedStateMachine):
         return got
 
     # --- rules -----------------------------------------------------------------------
+
+    @rule()
+    def switch_writer(self) -> None:
+        self.db = self.dbs[1] if self.db is self.dbs[0] else self.dbs[0]
 
     @initialize(member=st.sampled_from(MEMBERS), amount=st.sampled_from(["300", "1000"]))
     def first_purchase(self, member: str, amount: str) -> None:

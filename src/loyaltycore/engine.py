@@ -85,13 +85,17 @@ class Engine:
     def open(cls, rulesets: Iterable[str | Path] | str | Path | None = None, *,
              plugins: Iterable[Any] = (), load_entrypoints: bool | None = None,
              time_budget: float | None = None, verify_determinism: bool = True,
-             db: str | Path | Store | None = None, secret: str | None = None) -> Engine:
+             db: str | Path | Store | None = None, secret: str | None = None,
+             keep_members: int | None = None) -> Engine:
         """Load plugins (entry points and/or ``plugins``) and compile ``rulesets``.
 
         ``secret``: the group secret that keys identity hashes (default
         ``LOYALTY_SECRET``). ``db``: a database URL, a SQLite file path or an open :class:`Store`; the engine
         then keeps members and the ledger there. Without it, everything stays in memory
-        (what a dry-run or a test wants).
+        (what a dry-run or a test wants). ``keep_members``: how many members the engine
+        keeps in memory between transactions, so that their lots, buckets and vouchers
+        are not read again (default 20,000; 0 reads every member afresh). Another process
+        writing a kept member is noticed and the member reloaded.
 
         Raises :class:`~loyaltycore.errors.RulesetError` listing every problem in the
         rulesets, or :class:`~loyaltycore.errors.ConfigurationError` for plugin problems.
@@ -109,6 +113,8 @@ class Engine:
                              plugin_paths=[p for _, p in host.ruleset_paths])
         store = db if isinstance(db, Store) or db is None else Store.open(str(db))
         engine = cls(book, host, store=store)
+        if keep_members is not None and isinstance(engine.state, SqlState):
+            engine.state.keep = max(0, keep_members)
         engine.secret = group_secret(secret)
         return engine
 
@@ -303,6 +309,7 @@ class Engine:
         state = self.state
         assert isinstance(state, SqlState) and self.store is not None
         tx = self.store.transaction() if state.write and write else self.store.reading()
+        committed = False
         try:
             with tx as conn:
                 aliases = state.resolve_all(conn, (ev.member for ev in evs))
@@ -325,8 +332,9 @@ class Engine:
                 state.begin(conn, first, local_dates, related, keys,
                             until=max(ev.occurred_at for ev in evs))
                 yield state
+            committed = state.write and write
         finally:
-            state.end()
+            state.end(committed)
 
     @contextmanager
     def _members_at(self, ids: Iterable[str], at: datetime, *, full: bool = False
@@ -339,6 +347,7 @@ class Engine:
             return
         assert self.store is not None
         gb = self.rulebook.group_at(at) or self.rulebook.groups[-1]
+        committed = False
         try:
             with self.store.transaction() as conn:
                 state.policy = gb.policy
@@ -346,8 +355,9 @@ class Engine:
                             full=full, until=at)
                 yield state
                 state.flush(conn)
+            committed = True
         finally:
-            state.end()
+            state.end(committed)
 
     # --- the time-driven jobs ------------------------------------------------------------
 

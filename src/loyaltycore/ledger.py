@@ -213,6 +213,14 @@ class Changes:
     facts: set[str] = field(default_factory=set)  # event ids whose refund facts changed
     reservations: dict[str, Reservation] = field(default_factory=dict)  # new or changed
 
+    @property
+    def empty(self) -> bool:
+        """Nothing to write (a batch that only replayed the member's events, say)."""
+        return not (self.entries or self.new_lots or self.lots or self.buckets or self.active
+                    or self.counters or self.retired_counters or self.new_grants
+                    or self.grants or self.uses or self.tier_moves or self.events
+                    or self.facts or self.reservations)
+
     def touch_lot(self, lot: Lot) -> None:
         if lot.id not in self.new_lots:
             self.lots[lot.id] = lot

@@ -12,14 +12,18 @@ if it still fails, run one event per transaction, so one bad event cannot hold b
 What is loaded is bounded by the batch, never by the size of the program or a member's
 history: balances from the member row, live lots, the qualification buckets of the
 window, the counters of the events' current periods, open vouchers, and the refund facts
-of the events a refund names.
+of the events a refund names. Members written by this state and not written by anyone
+since (``members.version``) are kept in memory between units of work instead of being
+read again.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from decimal import Decimal
 from pathlib import Path
@@ -76,6 +80,9 @@ MERGES = MergeRow.__table__
 RESERVATIONS = ReservationRow.__table__
 
 PERIODS = ("day", "week", "month", "year", "lifetime")
+
+# Members a writing state keeps in memory between units of work (see SqlState.kept).
+KEEP_MEMBERS = 20_000
 
 
 def month_index(month: tuple[int, int]) -> int:
@@ -190,19 +197,41 @@ class Store:
             conn.execute(REJECTS.insert(), rows)
 
 
+@dataclass(slots=True)
+class _Kept:
+    """A member left in memory after its unit of work committed."""
+
+    member: Member
+    version: int  # members.version as this state last wrote it
+    floor: int  # its buckets and activity are complete from this month index on
+
+
 class SqlState(MemoryState):
     """The state the engine runs on when it has a store: a working set of members loaded
     per unit of work from the database and written back at its end.
 
     With ``write=False`` (a dry-run against a database) nothing is ever written: members
     loaded once stay in memory for the rest of the run, and the transaction only reads.
+
+    A writing state keeps up to ``keep`` members it wrote (least recently used go first)
+    in :attr:`kept`, so that the next unit of work that touches one need not read its
+    lots, buckets, activity, vouchers and holds again. Whether a kept member can be used
+    is decided by ``members.version``, which every write of a member row increments: the
+    row is read (and on PostgreSQL locked) anyway, and a version other than the one this
+    state wrote means another process or engine changed the member, so it is loaded
+    afresh. A unit of work that does not commit puts nothing back.
     """
 
     def __init__(self, store: Store, lowest_tier: str, window_months: int, *,
-                 write: bool = True):
+                 write: bool = True, keep: int = KEEP_MEMBERS):
         super().__init__(lowest_tier, window_months)
         self.store = store
         self.write = write
+        self.keep = keep if write else 0
+        self.kept: OrderedDict[str, _Kept] = OrderedDict()
+        self.versions: dict[str, int] = {}  # members.version of the unit's members
+        self.rows: dict[str, Any] = {}  # their member rows as read
+        self.floors: dict[str, int] = {}  # month index each member's buckets start at
         self.conn: Connection | None = None
         self.tz: tzinfo = UTC
         self.policy: GroupPolicy | None = None
@@ -252,25 +281,50 @@ class SqlState(MemoryState):
             return
         if self.write:
             self.members = {}
+            self.versions = {}
+            self.floors = {}
+            self.rows = {}
         rows = self._lock(conn, ids)
         missing = [i for i in ids if i not in rows]
         if missing and self.write:
             sqlrows.insert(conn, MEMBERS, [dict(
                 id=i, tier=self.lowest_tier, enrolled_on=members[i].date(), available=0,
-                pending=0, debt=0, has_events=False, entry_seq=0) for i in missing],
-                conflict=("id",))
+                pending=0, debt=0, has_events=False, entry_seq=0, version=0)
+                for i in missing], conflict=("id",))
             rows.update(self._lock(conn, missing))
+        full = full or not self.write
+        floor = -1 if full else min(
+            [month_index((d.year, d.month)) for d in local_dates]
+            + [month_index((r.reviewed_to.year, r.reviewed_to.month))
+               for r in rows.values() if r.reviewed_to is not None])
+        floor -= self.window_months + 1
+        fresh: list[str] = []
         for i in ids:
             row = rows.get(i)
-            self.members[i] = self._member(row) if row is not None else self._new(i, members[i])
-        for m in (self.members[i] for i in ids):
+            kept = self.kept.pop(i, None)
+            if (kept is not None and row is not None and kept.version == row.version
+                    and kept.floor <= floor):
+                m = self.members[i] = _reused(kept.member)
+                self.floors[i] = kept.floor
+            else:
+                m = self.members[i] = (self._member(row) if row is not None
+                                       else self._new(i, members[i]))
+                m.lots_complete = False
+                fresh.append(i)
+                self.floors[i] = floor
+            if row is not None:
+                self.versions[i] = row.version
+                self.rows[i] = row
             if self.write:
                 m.changes = Changes()
-        self._load_details(conn, ids, local_dates, full or not self.write)
+        self._load_details(conn, fresh, floor)
+        self._load_counters(conn, ids, None if full else sorted(
+            {k for d in local_dates for k in recent_periods(d)}))
         if until is not None:
             # Members with something falling due in the batch need their lots: one query
             # for all of them rather than one each when their event comes.
-            due = [i for i in ids if (d := self.members[i].next_due) is not None and d <= until]
+            due = [i for i in ids if not (m := self.members[i]).lots_complete
+                   and m.next_due is not None and m.next_due <= until]
             self._preload_lots(conn, due)
         self._load_events(conn, related, event_keys)
 
@@ -316,32 +370,18 @@ class SqlState(MemoryState):
             inactive_at=row.inactive_at, next_due=row.next_due, reviewed_to=row.reviewed_to,
             merged_into=row.merged_into)
 
-    def _load_details(self, conn: Connection, ids: Sequence[str], local_dates: set[date],
-                      full: bool) -> None:
-        """``full``: every bucket and counter, not just the window and current periods (a
-        merge moves them all; a reader that keeps members across batches needs them all)."""
+    def _load_details(self, conn: Connection, ids: Sequence[str], floor: int) -> None:
+        """Buckets and activity from month index ``floor`` on (-1: all; a merge moves them
+        all), open vouchers and open holds of ``ids``."""
+        if not ids:
+            return
         members = self.members
-        floor = -1 if full else min([month_index((d.year, d.month)) for d in local_dates]
-                    + [month_index((m.reviewed_to.year, m.reviewed_to.month))
-                       for m in (members[i] for i in ids) if m.reviewed_to is not None])
-        floor -= self.window_months + 1
-        periods = None if full else sorted({k for d in local_dates for k in recent_periods(d)})
-        for i in ids:
-            members[i].lots_complete = False
         for r in sqlrows.select_in(conn, BUCKETS, "member_id", ids, where="month >= {}",
                                    params=(floor,)):
             members[r.member_id].buckets.setdefault(_month_of(r.month), {})[r.credit] = r.value
         for r in sqlrows.select_in(conn, ACTIVITY, "member_id", ids, where="month >= {}",
                                    params=(floor,)):
             members[r.member_id].active.setdefault(_month_of(r.month), set()).add(r.line)
-        if periods is None:
-            counters = sqlrows.select_in(conn, COUNTERS, "member_id", ids)
-        else:
-            counters = sqlrows.select_in(
-                conn, COUNTERS, "member_id", ids, params=periods,
-                where=f"period IN ({', '.join(['{}'] * len(periods))})")
-        for r in counters:
-            members[r.member_id].counters[f"{r.name}:{r.period}"] = r.value
         for r in sqlrows.select_in(conn, GRANTS, "member_id", ids, where="status = {}",
                                    params=("open",)):
             members[r.member_id].grants.setdefault(r.right, []).append(Grant(
@@ -353,6 +393,21 @@ class SqlState(MemoryState):
             for r in sqlrows.select_in(conn, RESERVATIONS, "member_id", holding,
                                        where="status = {}", params=("open",)):
                 members[r.member_id].reservations[r.event_id] = _reservation(conn, r)
+
+    def _load_counters(self, conn: Connection, ids: Sequence[str],
+                       periods: Sequence[str] | None) -> None:
+        """The counters of ``periods`` (None: all), for every member of the unit, kept or
+        not: which periods a member carries follows the batch's dates
+        (:meth:`~loyaltycore.memory.MemoryState.start_reviews`), and they are few."""
+        members = self.members
+        if periods is None:
+            counters = sqlrows.select_in(conn, COUNTERS, "member_id", ids)
+        else:
+            counters = sqlrows.select_in(
+                conn, COUNTERS, "member_id", ids, params=periods,
+                where=f"period IN ({', '.join(['{}'] * len(periods))})")
+        for r in counters:
+            members[r.member_id].counters[f"{r.name}:{r.period}"] = r.value
 
     def load_lots(self, m: Member) -> None:
         assert self.conn is not None, "lots are loaded inside a unit of work"
@@ -419,7 +474,7 @@ class SqlState(MemoryState):
             ch = m.changes
             if ch is None:
                 continue
-            w.member(m, self._next_review(m))
+            w.member(m, self._next_review(m), self.rows.get(m.id), ch.empty, self.versions)
             new_events = set()
             for event, fp, receipt in ch.events:
                 new_events.add(event.id)
@@ -472,11 +527,38 @@ class SqlState(MemoryState):
                              m.reviewed_to + timedelta(days=400))
         return dates[0] if dates else None
 
-    def end(self) -> None:
+    def end(self, committed: bool = False) -> None:
+        """Close the unit of work; ``committed``: its transaction committed, so its
+        members, as written, may be kept for the next one."""
         self.conn = None
-        if self.write:
-            self.members = {}
-            self.aliases = {}
+        if not self.write:
+            return
+        if committed and self.keep:
+            kept = self.kept
+            for mid, m in self.members.items():
+                version = self.versions.get(mid)
+                if version is not None and m.changes is not None and not m.merged_into:
+                    m.changes = None
+                    kept[mid] = _Kept(m, version, self.floors[mid])
+            while len(kept) > self.keep:
+                kept.popitem(last=False)
+        self.members = {}
+        self.rows = {}
+        self.aliases = {}
+
+
+def _reused(m: Member) -> Member:
+    """A kept member made to look as it would loaded afresh: what is loaded per unit of
+    work (receipts, refund facts, the period counters) is dropped, and so is what is
+    derived from it (the qualification cache), so the two never differ."""
+    m.seen = {}
+    m.facts = {}
+    m.counters = {}
+    m.counters_day = None
+    m.qual_cache = None
+    if m.reservations:
+        m.reservations = {k: r for k, r in m.reservations.items() if r.status == "open"}
+    return m
 
 
 def _by_member_and_id(conn: Connection, pairs: Sequence[tuple[str, str]], *columns: str
@@ -548,15 +630,24 @@ class _Writes:
         self.tiers: list[dict] = []
         self.reservations: list[dict] = []
 
-    def member(self, m: Member, next_review: date | None) -> None:
-        self.members.append(dict(
+    def member(self, m: Member, next_review: date | None, row: Any, untouched: bool,
+               versions: dict[str, int]) -> None:
+        """The member's row, unless it is the row read and nothing else of the member
+        changed: its version then stays, so a process that kept the member keeps using it
+        (and a replayed batch writes nothing)."""
+        values = dict(
             id=m.id, tier=m.tier, tier_since=m.tier_since, manual_until=m.manual_until,
             manual_reason=m.manual_reason, birth_month=m.birth_month,
             enrolled_on=m.enrolled_on, available=m.available, pending=m.pending,
             reserved=m.reserved, debt=m.debt,
             has_events=m.has_events, entry_seq=m.entry_seq, last_activity=m.last_activity,
             inactive_at=m.inactive_at, next_due=m.next_due, reviewed_to=m.reviewed_to,
-            next_review=next_review, merged_into=m.merged_into))
+            next_review=next_review, merged_into=m.merged_into)
+        if untouched and row is not None and all(
+                getattr(row, k) == v for k, v in values.items()):
+            return
+        values["version"] = versions[m.id] = versions.get(m.id, 0) + 1
+        self.members.append(values)
 
     def ledger(self, ch: Changes) -> None:
         for e in ch.entries:
@@ -628,7 +719,7 @@ def merge_rows(conn: Connection, survivor: str, absorbed: str, at: datetime, rea
     conn.execute(update(IDENTITIES).where(IDENTITIES.c.member_id == absorbed)
                  .values(member_id=survivor))
     conn.execute(update(MEMBERS).where(MEMBERS.c.merged_into == absorbed)
-                 .values(merged_into=survivor))
+                 .values(merged_into=survivor, version=MEMBERS.c.version + 1))
     conn.execute(MERGES.insert(), [dict(absorbed=absorbed, survivor=survivor, at=at,
                                         reason=reason, available=available, pending=pending)])
 

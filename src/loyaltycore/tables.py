@@ -104,6 +104,9 @@ class MemberRow(SQLModel, table=True):
     reviewed_to: date | None = None
     next_review: date | None = None
     merged_into: str | None = Field(default=None, max_length=128)
+    # Incremented by every write of the row: a process that kept the member in memory
+    # since it last wrote it knows from this whether anyone else has changed it since.
+    version: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, default=0))
 
 
 class IdentityRow(SQLModel, table=True):
