@@ -39,6 +39,13 @@ Figures:
                                 event wrote to the disk, log and checkpoints, from
                                 /proc/self/io: the number of B-tree pages an event dirties,
                                 which is what grows with the members.
+                                A writing engine keeps the members it wrote in memory between
+                                transactions (``keep_members``): at 10^3 members a batch of
+                                4,000 events meets members again, at 10^6 almost never, so
+                                part of the ratio is that cache's hit rate, not the size of
+                                the database. ``ratio_fresh`` and ``cpu_ratio_fresh`` are the
+                                same measurement with ``keep_members=0`` (every member read
+                                afresh in every batch, both sizes alike), run alternately.
   sqlite_kib_written_per_event  the same for the throughput run
 
 Targets: >= 5,000 events/s SQLite on one core; >= 3,000 events/s PostgreSQL with 4 workers;
@@ -142,8 +149,9 @@ def member_ids(n: int, prefix: str = "M") -> list[str]:
 
 # --- databases --------------------------------------------------------------------------
 
-def open_engine(url: str) -> Engine:
-    return Engine.open(RULESETS, plugins=[RETAIL], load_entrypoints=False, db=url)
+def open_engine(url: str, keep_members: int | None = None) -> Engine:
+    return Engine.open(RULESETS, plugins=[RETAIL], load_entrypoints=False, db=url,
+                       keep_members=keep_members)
 
 
 def pg_schema(base_url: str) -> tuple[str, Callable[[], None]]:
@@ -198,9 +206,10 @@ class Databases:
 # --- throughput -------------------------------------------------------------------------
 
 def timed_run(url: str, events: list[dict], batch_size: int = BATCH,
-              sql: SqlTimes | None = None) -> tuple[float, float, int]:
+              sql: SqlTimes | None = None, keep_members: int | None = None
+              ) -> tuple[float, float, int]:
     """(start, end, accepted) of ``process_many`` of ``events`` on a fresh engine."""
-    engine = open_engine(url)
+    engine = open_engine(url, keep_members)
     io0 = written()
     try:
         if sql is not None:
@@ -445,31 +454,41 @@ def scale_cost(dbs: Databases, kind: str, small: int, large: int, events: int, r
     # The populate's gigabytes are still being written back by the OS: without this, the
     # first checkpoint's fsync of the large database would wait for all of them.
     os.sync()
-    ms: dict[int, list[float]] = {small: [], large: []}
-    cpu: dict[int, list[float]] = {small: [], large: []}
+    # (size, kept?) -> per-event figures of each rep
+    ms: dict[tuple[int, bool], list[float]] = {}
+    cpu: dict[tuple[int, bool], list[float]] = {}
     kib: dict[int, list[float]] = {small: [], large: []}
     for rep in range(reps):  # alternate, so drift on a shared machine hits both alike
-        for n in (small, large):
-            evs = make_events(events, member_ids(n, prefix="P"), seed=seed + rep,
-                              prefix=f"r{rep}-", start=datetime(2026, 3, 1, tzinfo=CST),
-                              days=60)
-            t0, t1, _ = timed_run(urls[n], evs)
-            cpu[n].append(LAST_CPU[0] * 1000 / events)
-            ms[n].append((t1 - t0) * 1000 / events)
-            if kind == "sqlite" and LAST_WRITTEN[0] is not None:  # PostgreSQL's are its own
-                kib[n].append(LAST_WRITTEN[0])
-    small_ms, large_ms = statistics.median(ms[small]), statistics.median(ms[large])
-    small_cpu, large_cpu = statistics.median(cpu[small]), statistics.median(cpu[large])
+        for kept in (True, False):
+            for n in (small, large):
+                evs = make_events(events, member_ids(n, prefix="P"), seed=seed + rep,
+                                  prefix=f"r{rep}{'k' if kept else 'f'}-",
+                                  start=datetime(2026, 3, 1, tzinfo=CST), days=60)
+                t0, t1, _ = timed_run(urls[n], evs, keep_members=None if kept else 0)
+                cpu.setdefault((n, kept), []).append(LAST_CPU[0] * 1000 / events)
+                ms.setdefault((n, kept), []).append((t1 - t0) * 1000 / events)
+                if kept and kind == "sqlite" and LAST_WRITTEN[0] is not None:
+                    kib[n].append(LAST_WRITTEN[0])  # PostgreSQL's writes are its own
+    med = {k: statistics.median(v) for k, v in ms.items()}
+    med_cpu = {k: statistics.median(v) for k, v in cpu.items()}
+    small_ms, large_ms = med[small, True], med[large, True]
+    small_cpu, large_cpu = med_cpu[small, True], med_cpu[large, True]
     return {"ms_per_event_small": round(small_ms, 4), "ms_per_event_large": round(large_ms, 4),
             "ratio": round(large_ms / small_ms, 3),
             "cpu_ms_per_event_small": round(small_cpu, 4),
             "cpu_ms_per_event_large": round(large_cpu, 4),
             "cpu_ratio": round(large_cpu / small_cpu, 3),
+            "ms_per_event_fresh": {str(n): round(med[n, False], 4) for n in (small, large)},
+            "ratio_fresh": round(med[large, False] / med[small, False], 3),
+            "cpu_ms_per_event_fresh": {str(n): round(med_cpu[n, False], 4)
+                                       for n in (small, large)},
+            "cpu_ratio_fresh": round(med_cpu[large, False] / med_cpu[small, False], 3),
             "kib_written_per_event": {str(n): round(statistics.median(v), 1)
                                       for n, v in kib.items() if v},
             "populate_seconds": {str(n): v["total"] for n, v in setup.items()},
             "populate_steps": {str(n): v for n, v in setup.items()},
-            "reps_ms": {str(k): [round(x, 4) for x in v] for k, v in ms.items()}}
+            "reps_ms": {f"{n}{'' if kept else ' fresh'}": [round(x, 4) for x in v]
+                        for (n, kept), v in ms.items()}}
 
 
 # --- main -------------------------------------------------------------------------------
@@ -567,6 +586,8 @@ def main(argv: list[str] | None = None) -> int:
                 say(f"  CPU time of this process (the database's own time, for SQLite; not "
                     f"I/O waits): {s['cpu_ms_per_event_small']:.3f} vs "
                     f"{s['cpu_ms_per_event_large']:.3f} ms/event, ratio {s['cpu_ratio']:.2f}")
+                say(f"  with no members kept between batches (keep_members=0): ratio "
+                    f"{s['ratio_fresh']:.2f}, in CPU time {s['cpu_ratio_fresh']:.2f}")
                 if kind == "sqlite" and s["kib_written_per_event"]:
                     w = s["kib_written_per_event"]
                     say(f"  written per event (log and checkpoints): {w.get(str(small))} vs "

@@ -94,8 +94,8 @@ class Engine:
         then keeps members and the ledger there. Without it, everything stays in memory
         (what a dry-run or a test wants). ``keep_members``: how many members the engine
         keeps in memory between transactions, so that their lots, buckets and vouchers
-        are not read again (default 20,000; 0 reads every member afresh). Another process
-        writing a kept member is noticed and the member reloaded.
+        are not read again (default 10,000, about 10 KB each; 0 reads every member
+        afresh). Another process writing a kept member is noticed and the member reloaded.
 
         Raises :class:`~loyaltycore.errors.RulesetError` listing every problem in the
         rulesets, or :class:`~loyaltycore.errors.ConfigurationError` for plugin problems.

@@ -82,7 +82,7 @@ RESERVATIONS = ReservationRow.__table__
 PERIODS = ("day", "week", "month", "year", "lifetime")
 
 # Members a writing state keeps in memory between units of work (see SqlState.kept).
-KEEP_MEMBERS = 20_000
+KEEP_MEMBERS = 10_000
 
 
 def month_index(month: tuple[int, int]) -> int:
@@ -304,7 +304,7 @@ class SqlState(MemoryState):
             kept = self.kept.pop(i, None)
             if (kept is not None and row is not None and kept.version == row.version
                     and kept.floor <= floor):
-                m = self.members[i] = _reused(kept.member)
+                m = self.members[i] = kept.member
                 self.floors[i] = kept.floor
             else:
                 m = self.members[i] = (self._member(row) if row is not None
@@ -538,8 +538,7 @@ class SqlState(MemoryState):
             for mid, m in self.members.items():
                 version = self.versions.get(mid)
                 if version is not None and m.changes is not None and not m.merged_into:
-                    m.changes = None
-                    kept[mid] = _Kept(m, version, self.floors[mid])
+                    kept[mid] = _Kept(_trimmed(m), version, self.floors[mid])
             while len(kept) > self.keep:
                 kept.popitem(last=False)
         self.members = {}
@@ -547,10 +546,12 @@ class SqlState(MemoryState):
         self.aliases = {}
 
 
-def _reused(m: Member) -> Member:
-    """A kept member made to look as it would loaded afresh: what is loaded per unit of
-    work (receipts, refund facts, the period counters) is dropped, and so is what is
-    derived from it (the qualification cache), so the two never differ."""
+def _trimmed(m: Member) -> Member:
+    """A member to keep, made to look as it would loaded afresh: what is loaded per unit
+    of work (receipts, refund facts, the period counters) is dropped, and so is what is
+    derived from it (the qualification cache), so the two never differ; nor does a kept
+    member hold its last batch's receipts."""
+    m.changes = None
     m.seen = {}
     m.facts = {}
     m.counters = {}
