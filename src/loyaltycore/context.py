@@ -10,9 +10,10 @@ refunded (``original.*``). :data:`NAME_DOCS` documents each for rule authors.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime
 from decimal import Decimal
+from itertools import repeat
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -138,12 +139,14 @@ def member_scope(member: MemberSnapshot, local_date: date, rank: int,
     }
 
 
-def qualification_scope(member: MemberSnapshot, credits: Iterable[str],
+def qualification_scope(member: MemberSnapshot, credits: Sequence[str],
                         line: str) -> dict[str, Any]:
     q = member.__dict__["qualification"].__dict__
     have = q["credits"]
     lines = q["lines_active"]
-    scope: dict[str, Any] = {c: have.get(c, _ZERO) for c in credits}
+    # One C loop (a comprehension is a frame of its own); the same keys, order and values.
+    scope: dict[str, Any] = dict(zip(credits, map(have.get, credits, repeat(_ZERO)),
+                                     strict=True))
     scope["lines_active"] = len(lines)
     scope["lines"] = lines
     scope["active_in_line"] = line in lines

@@ -689,14 +689,26 @@ def batch_gc() -> Iterator[None]:
 _receipt = maker(Receipt)
 
 
+# (id(group book), id(line book), line) -> (group book, line book, ruleset versions): the
+# books are kept with it so that an id() is never mistaken for another.
+_versions: dict[tuple[int, int, str], tuple[Any, Any, dict[str, str]]] = {}
+
+
 def receipt_of(decision: Decision) -> Receipt:
     ev = decision.event.__dict__
     line = ev["line"]
-    versions = {}
-    if decision.group is not None:
-        versions["group"] = decision.group.policy.version
-    if decision.line_book is not None:
-        versions[line] = decision.line_book.ruleset.version
+    gb, lb = decision.group, decision.line_book
+    hit = _versions.get((id(gb), id(lb), line))
+    if hit is None or hit[0] is not gb or hit[1] is not lb:
+        if len(_versions) > 256:
+            _versions.clear()
+        known = {}
+        if gb is not None:
+            known["group"] = gb.policy.version
+        if lb is not None:
+            known[line] = lb.ruleset.version
+        hit = _versions[id(gb), id(lb), line] = (gb, lb, known)
+    versions = hit[2].copy()  # each receipt its own dict, as before
     tier_before = decision.member.tier
     if decision.violations:
         return _receipt(ev["id"], ev["member"], line, ev["type"], ev["occurred_at"],

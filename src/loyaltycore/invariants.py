@@ -48,51 +48,53 @@ def check(decision: Decision, *, plugin_lines: dict[str, frozenset[str]] | None 
         return list(decision.violations)
     d = decision
     plugin_lines = plugin_lines or {}
-    line = d.event.line
+    ev = d.event.__dict__  # envelope read once (a model's attributes cost more)
+    line = ev["line"]
     isolation: list[Violation] = []
     reversals: list[Violation] = []
     spend_points = bonus_points = 0
     labels: list[str] = []
     changes: list[TierChange] = []
     rights: list[GrantRight | UseRight] = []
+    kinds = _KINDS
     for e in d.effects:
         src = e.source
-        cls = type(e)
-        kind = _KINDS.get(cls) or _kind_of(e)
-        if not (e.line == line and src in _EVENT_LINE_SOURCES and kind != _TIER):
+        eline = e.line
+        kind = kinds.get(type(e)) or _kind_of(e)
+        if not (eline == line and src in _EVENT_LINE_SOURCES and kind != _TIER):
             _line_isolation(d, e, plugin_lines, isolation)
         if kind == _POINTS:
-            if e.line == line:
+            if eline == line:
                 if e.basis == "bonus":
                     bonus_points += e.points
                 else:
                     spend_points += e.points
-                label = e.rule if src in ("rules", "group") else (
+                label = e.rule if src == "rules" or src == "group" else (
                     f"{src} ({e.rule})" if e.rule else src)
                 if label and label not in labels:
                     labels.append(label)
         elif kind == _CREDIT:
-            if e.value < 0 and src != "rules":
+            if src != "rules" and e.value < 0:
                 reversals.append(Violation(invariant="refund-bounds", rule=e.rule,
                                            message="negative qualifying credit from a plugin"))
         elif kind == _RIGHT:
             rights.append(e)
         elif kind == _TIER:
             changes.append(e)
-        elif kind == _REVERSE and e.line != line:
+        elif kind == _REVERSE and eline != line:
             reversals.append(Violation(
                 invariant="line-isolation", rule=e.rule,
-                message=f"a {line} event cannot reverse points of a {e.line} event "
+                message=f"a {line} event cannot reverse points of a {eline} event "
                         f"({e.reverses})"))
     out = isolation
     if spend_points or bonus_points:
-        _point_caps(d, spend_points, bonus_points, labels, out)
+        _point_caps(d, spend_points, bonus_points, labels, out, line, ev["amount"])
     if changes:
         _tier_moves(d, changes, out)
     if rights:
         _rights(d, rights, out)
     out.extend(reversals)
-    if d.event.type in CORE_EVENT_TYPES:
+    if ev["type"] in CORE_EVENT_TYPES:
         check_core(d, out)
     return out
 
@@ -137,17 +139,17 @@ def _line_isolation(d: Decision, e: Any, plugin_lines: dict[str, frozenset[str]]
 
 
 def _point_caps(d: Decision, spend_points: int, bonus_points: int, rules_seen: list[str],
-                out: list[Violation]) -> None:
+                out: list[Violation], line: str, amount: Decimal | None) -> None:
     policy = d.group.policy
-    caps = policy.lines.get(d.event.line)
+    caps = d.group.caps(line)
     who = ", ".join(rules_seen) or None
-    amount = d.event.amount or Decimal(0)
-    limit = to_points(amount * policy.base_rate * caps.max_multiplier, "floor")
+    amount = amount or Decimal(0)
+    limit = to_points(amount * caps.base_rate * caps.max_multiplier, "floor")
     if spend_points > limit:
         out.append(Violation(
             invariant="multiplier-cap", rule=who,
             message=f"{spend_points} spend-based points on a spend of {amount} exceed "
-                    f"{amount} x base rate {policy.base_rate} x max multiplier "
+                    f"{amount} x base rate {caps.base_rate} x max multiplier "
                     f"{caps.max_multiplier} = {limit}",
             numbers={"points": spend_points, "spend": str(amount), "limit": limit,
                      "max_multiplier": str(caps.max_multiplier)}))
@@ -159,7 +161,7 @@ def _point_caps(d: Decision, spend_points: int, bonus_points: int, rules_seen: l
             numbers={"bonus_points": bonus_points, "limit": caps.max_bonus_points}))
     if amount > 0:
         points = spend_points + bonus_points
-        cost = points * policy.point_value
+        cost = points * caps.point_value
         ceiling = caps.max_cost_ratio * amount
         if cost > ceiling:
             out.append(Violation(

@@ -124,6 +124,7 @@ class Member:
 
 _POINT_EFFECTS = (EarnPoints, HoldPoints)
 _UNSET = object()
+_ZERO = Decimal(0)
 
 
 def fingerprint(event: Event) -> int:
@@ -139,18 +140,24 @@ def fingerprint(event: Event) -> int:
         return hash(event.model_dump_json(exclude={"member"}))
 
 
-def _falling_due(m: Member, status: str, at: datetime) -> list[Lot]:
-    """``m``'s lots in ``status`` whose date (vesting if pending, else expiry) is at or
-    before ``at``, by that date, then id. A plain loop: a member has many lots."""
-    due = []
+def _falling_due(m: Member, at: datetime) -> tuple[list[Lot], list[Lot]]:
+    """``m``'s pending lots that vest at or before ``at`` (by vesting date, then id), and
+    its available lots that expire at or before ``at`` (by expiry, then id). One plain loop
+    for both: a member has many lots."""
+    vesting, expiring = [], []
     for lot in m.lots.values():
-        if lot.status == status:
-            when = lot.available_from if status == PENDING else lot.expires_at
+        status = lot.status
+        if status == PENDING:
+            when = lot.available_from
             if when is not None and when <= at:
-                due.append(lot)
-    if len(due) > 1:
-        due.sort(key=_vesting_order if status == PENDING else _expiry_order)
-    return due
+                vesting.append(lot)
+        elif status == AVAILABLE:
+            when = lot.expires_at
+            if when is not None and when <= at:
+                expiring.append(lot)
+    if len(vesting) > 1:
+        vesting.sort(key=_vesting_order)
+    return vesting, expiring
 
 
 def _vesting_order(lot: Lot) -> tuple:
@@ -382,9 +389,15 @@ class MemoryState:
                         key=lambda r: (r.expires_at, r.id)):
             if r.status == "open":  # giving points back can advance time itself
                 self._lapse(m, r)
-        for lot in _falling_due(m, PENDING, at):
+        vesting, expiring = _falling_due(m, at)
+        for lot in vesting:
             self._vest(m, lot, lot.available_from)
-        for lot in _falling_due(m, AVAILABLE, at):
+        for lot in vesting:  # vested now, and maybe past its expiry too
+            if lot.status == AVAILABLE and lot.expires_at is not None and lot.expires_at <= at:
+                expiring.append(lot)
+        if len(expiring) > 1:
+            expiring.sort(key=_expiry_order)
+        for lot in expiring:
             # Points still pending when their expiry came expire once they vest, not before.
             when = max(lot.expires_at, lot.available_from or lot.expires_at)
             self._expire(m, [lot], when, f"{m.id}|expire|{lot.id}", "expiry date")
@@ -557,7 +570,21 @@ class MemoryState:
         credited: list[QualifyingCredit] = []
         for e in decision.effects:
             n += 1
-            if isinstance(e, _POINT_EFFECTS):
+            if type(e) is QualifyingCredit:  # the commonest effect, and never a point effect
+                bucket = m.buckets.get(month)
+                if bucket is None:
+                    bucket = m.buckets[month] = {}
+                credit, eline = e.credit, e.line
+                bucket[credit] = bucket.get(credit, _ZERO) + e.value
+                active = m.active.get(month)
+                if active is None:
+                    active = m.active[month] = set()
+                active.add(eline)
+                if ch is not None:
+                    ch.buckets.add((month, credit))
+                    ch.active.add((month, eline))
+                credited.append(e)
+            elif isinstance(e, _POINT_EFFECTS):
                 points = e.points
                 if not points:
                     continue
@@ -593,7 +620,7 @@ class MemoryState:
                     ch.new_lots[lot.id] = lot
                 if m.debt:
                     self._repay_entry(m, lot, f"{prefix}repay{n}", at, event_id)
-            elif isinstance(e, QualifyingCredit):  # the commonest effect: tested early
+            elif isinstance(e, QualifyingCredit):  # a subclass: as above
                 self._credit(m, e, month)
                 credited.append(e)
             elif isinstance(e, ReversePoints):
@@ -627,10 +654,10 @@ class MemoryState:
             if ch is None:  # in memory: straight into the journal, no Entry to build
                 m.entry_seq += 1
                 if self.keep_journal:
-                    self.journal.add_earn(earn_id, m.id, at, event.id, postings, m.entry_seq)
+                    self.journal.add_earn(earn_id, mid, at, event_id, postings, m.entry_seq)
             else:
-                self._post(m, Entry(id=earn_id, member=m.id, kind="earn", at=at,
-                                    event_id=event.id,
+                self._post(m, Entry(id=earn_id, member=mid, kind="earn", at=at,
+                                    event_id=event_id,
                                     postings=tuple(Posting(a, who, p)
                                                    for (a, who), p in postings.items())))
         counters = m.counters
@@ -640,12 +667,13 @@ class MemoryState:
                 ch.counters.add(key)
         if m.last_activity is None or at > m.last_activity:
             m.last_activity = at
-            if policy.expiry.mode == "inactivity":
-                m.inactive_at = add_months(at, policy.expiry.months or 0, tz)
+            expiry = policy.expiry
+            if expiry.mode == "inactivity":
+                m.inactive_at = add_months(at, expiry.months or 0, tz)
                 m.next_due = _earliest(m.next_due, m.inactive_at)
         if ch is not None:
-            ch.facts.add(event.id)
-        related = event.data.__dict__.get("related_event")
+            ch.facts.add(event_id)
+        related = ev["data"].__dict__.get("related_event")
         if related:
             self._vest_on(m, event, related)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 from itertools import chain
+from operator import attrgetter
 from typing import Any, Literal, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -110,17 +111,20 @@ def _codecs() -> tuple[Any, Any]:
         fields = list(cls.model_fields.items())
         env[f"_{name}_cls"] = cls
         env[f"_{name}_make"] = maker(cls)
+        # All fields in one C call: each read of a model's attribute from Python code
+        # misses CPython's attribute cache (the model class has a __getattr__).
+        env[f"_{name}_get"] = attrgetter("__pydantic_fields_set__", *(f for f, _ in fields))
         out, tail, back, after = [] if tag is None else [str(tag)], [], [], []
         for f, info in fields:
             v = f"v_{f}"
             back.append(v)
             if f == "trace":
-                out.append("None if o.trace is None else _len(o.trace.values)")
-                tail += ["    if o.trace is not None:", "        _pack_trace(o.trace, out)"]
+                out.append(f"None if {v} is None else _len({v}.values)")
+                tail += [f"    if {v} is not None:", f"        _pack_trace({v}, out)"]
                 after += [f"    if {v} is not None:", f"        {v}, i = _unpack_trace(t, i)"]
             elif f in kinds:
-                out.append(f"_len(o.{f})")
-                tail += [f"    for x in o.{f}:", f"        _pack_{kinds[f]}(x, out)"]
+                out.append(f"_len({v})")
+                tail += [f"    for x in {v}:", f"        _pack_{kinds[f]}(x, out)"]
                 after += [f"    if {v}:",
                           "        xs = []",
                           f"        for _ in range({v}):",
@@ -130,17 +134,27 @@ def _codecs() -> tuple[Any, Any]:
                           "    else:",
                           f"        {v} = ()"]
             elif get_origin(info.annotation) is dict:
-                out.append(f"_len(o.{f})")
-                tail.append(f"    out += _flat(o.{f}.items())")
+                out.append(f"_len({v})")
+                tail.append(f"    out += _flat({v}.items())")
                 after += [f"    j = i + 2 * {v}",
                           f"    {v} = _dict(_zip(t[i:j:2], t[i + 1:j:2]))",
                           "    i = j"]
             else:
-                out.append(f"o.{f}")
+                out.append(v)
         n, skip = len(fields), 0 if tag is None else 1
         lines.extend([
             f"def _pack_{name}(o, out):",
-            f"    if _type(o) is not _{name}_cls or _len(o.__pydantic_fields_set__) != {n}:",
+            f"    if _type(o) is not _{name}_cls:",
+            "        raise _Unpackable",
+            "    try:",
+            f"        fields_set, {', '.join(back)}, = _{name}_get(o)",
+            # A field never set: unpackable if the model says so (checked first before),
+            # else the read's own error, as before.
+            "    except AttributeError:",
+            f"        if _len(o.__pydantic_fields_set__) != {n}:",
+            "            raise _Unpackable from None",
+            "        raise",
+            f"    if _len(fields_set) != {n}:",
             "        raise _Unpackable",
             f"    out += ({', '.join(out)},)",
             *tail,

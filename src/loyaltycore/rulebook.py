@@ -182,6 +182,7 @@ class GroupBook:
     policy_scope: dict[str, dict[str, Any]]  # line -> the pol mapping
     _floors: dict[int, tuple[tuple[str, Any], ...]] = field(
         default_factory=dict, repr=False, compare=False)
+    _caps: dict[str, LineLimits | None] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def version(self) -> str:
@@ -199,6 +200,31 @@ class GroupBook:
                         lowest[name] = need
             floor = self._floors[rank] = tuple(lowest.items())
         return floor
+
+    def caps(self, line: str) -> LineLimits | None:
+        """``line``'s caps in this policy (None if it has none)."""
+        try:
+            return self._caps[line]
+        except KeyError:
+            caps = self.policy.lines.get(line)
+            limits = self._caps[line] = None if caps is None else LineLimits(self.policy, caps)
+            return limits
+
+
+class LineLimits:
+    """A line's caps with the group figures the invariants combine them with, read once
+    from the (frozen) policy models: their attribute reads cost several times a plain
+    object's, and the invariants read them on every event."""
+
+    __slots__ = ("base_rate", "max_bonus_points", "max_cost_ratio", "max_multiplier",
+                 "point_value")
+
+    def __init__(self, policy: GroupPolicy, caps: Any):
+        self.base_rate = policy.base_rate
+        self.point_value = policy.point_value
+        self.max_multiplier = caps.max_multiplier
+        self.max_cost_ratio = caps.max_cost_ratio
+        self.max_bonus_points = caps.max_bonus_points
 
 
 class RuleBook:
