@@ -149,40 +149,32 @@ def select_pairs(conn: Connection, table: Table, keys: tuple[str, str],
 class _Writer:
     """One INSERT/UPDATE/upsert statement and the bind conversions of its columns."""
 
-    def __init__(self, sql: str, names: list[str], convert: list[Converter | None]):
+    def __init__(self, sql: str, convert: list[Converter | None]):
         self.sql = sql
-        self.get = itemgetter(*names)
-        self.single = len(names) == 1
         self.fix = [(i, f) for i, f in enumerate(convert) if f is not None]
 
-    def run(self, conn: Connection, rows: Sequence[dict]) -> None:
-        get = self.get
-        if self.single:
-            values = [[get(row)] for row in rows]
-        else:
-            values = [list(get(row)) for row in rows]
+    def run(self, conn: Connection, rows: list[tuple]) -> None:
         if self.fix:
-            fix = self.fix
-            for t in values:
-                for i, f in fix:
-                    v = t[i]
-                    if v is not None:
-                        t[i] = f(v)
-        conn.exec_driver_sql(self.sql, [tuple(t) for t in values])
+            # Column by column: zip transposes in C, and a column's values share one
+            # converter.
+            columns = list(zip(*rows, strict=True))
+            for i, f in self.fix:
+                columns[i] = [None if v is None else f(v) for v in columns[i]]
+            rows = list(zip(*columns, strict=True))
+        conn.exec_driver_sql(self.sql, rows)
 
 
 class _ArrayWriter:
     """One statement over ``unnest`` of one array per column (PostgreSQL)."""
 
-    def __init__(self, sql: str, names: list[str]):
+    def __init__(self, sql: str):
         self.sql = sql
-        self.names = names
 
-    def run(self, conn: Connection, rows: Sequence[dict]) -> None:
+    def run(self, conn: Connection, rows: list[tuple]) -> None:
         # Straight to psycopg: its %b (binary) parameters are not SQLAlchemy's to parse.
         cursor = conn.connection.cursor()
         try:
-            cursor.execute(self.sql, tuple([row[n] for row in rows] for n in self.names))
+            cursor.execute(self.sql, tuple(map(list, zip(*rows, strict=True))))
         finally:
             cursor.close()
 
@@ -229,16 +221,18 @@ def _remembered(convert: Converter) -> Converter:
     return text
 
 
-def insert(conn: Connection, table: Table, rows: Sequence[dict], *,
-           conflict: Sequence[str] = (), update: Sequence[str] = ()) -> None:
-    """INSERT ``rows`` (dicts with the same keys) through the driver's executemany.
+def insert(conn: Connection, table: Table, rows: Sequence[dict] | Sequence[tuple], *,
+           columns: Sequence[str] | None = None, conflict: Sequence[str] = (),
+           update: Sequence[str] = ()) -> None:
+    """INSERT ``rows`` in one executemany (PostgreSQL: one statement).
 
-    ``conflict``: the unique key to upsert on; ``update``: the columns an existing row takes
-    from the new one (none: the existing row is kept). Autoincrement keys are left to the
-    database."""
+    ``rows`` are dicts with the same keys, or tuples of the values of ``columns`` in that
+    order (what the per-batch path builds: no dict per row). ``conflict``: the unique key to
+    upsert on; ``update``: the columns an existing row takes from the new one (none: the
+    existing row is kept). Autoincrement keys are left to the database."""
     if not rows:
         return
-    names = [c.name for c in table.c if c.name in rows[0]]
+    names, tuples = _as_tuples(table, rows, columns)
     key = ("insert", table.name, tuple(names), tuple(conflict), tuple(update),
            conn.dialect.name)
     writer = _WRITERS.get(key)
@@ -255,19 +249,43 @@ def insert(conn: Connection, table: Table, rows: Sequence[dict], *,
                 sql += f" ON CONFLICT ({target}) DO UPDATE SET {sets}"
             else:
                 sql += f" ON CONFLICT ({target}) DO NOTHING"
-        writer = _WRITERS[key] = (_ArrayWriter(sql, names) if arrays else
-                                  _Writer(sql, names, _converters(conn, table, names)))
-    writer.run(conn, rows)
+        writer = _WRITERS[key] = (_ArrayWriter(sql) if arrays else
+                                  _Writer(sql, _converters(conn, table, names)))
+    writer.run(conn, tuples)
 
 
-def update(conn: Connection, table: Table, rows: Sequence[dict], *,
-           where: Sequence[str]) -> None:
-    """UPDATE one row per dict, found by the ``where`` columns; the dict's other keys are
-    the columns set. All dicts have the same keys."""
+def _as_tuples(table: Table, rows: Sequence[dict] | Sequence[tuple],
+               columns: Sequence[str] | None) -> tuple[list[str], list[tuple]]:
+    """(column names, rows as tuples in that order)."""
+    if columns is not None:
+        return list(columns), list(rows)  # type: ignore[arg-type]
+    first = rows[0]
+    assert isinstance(first, dict), "tuples need their columns"
+    names = [c.name for c in table.c if c.name in first]
+    if len(names) == 1:
+        return names, [(row[names[0]],) for row in rows]  # type: ignore[call-overload]
+    get = itemgetter(*names)
+    return names, [get(row) for row in rows]
+
+
+def update(conn: Connection, table: Table, rows: Sequence[dict] | Sequence[tuple], *,
+           where: Sequence[str], columns: Sequence[str] | None = None) -> None:
+    """UPDATE one row per dict (or tuple of ``columns``' values), found by the ``where``
+    columns; the other columns are the ones set. Tuples end with the ``where`` columns."""
     if not rows:
         return
     where = tuple(where)
-    sets = [n for n in rows[0] if n not in where]
+    if columns is None:
+        first = rows[0]
+        assert isinstance(first, dict), "tuples need their columns"
+        sets = [n for n in first if n not in where]
+        get = itemgetter(*sets, *where)
+        tuples = [get(row) for row in rows]
+    else:
+        sets = list(columns[:-len(where)])
+        if tuple(columns[-len(where):]) != where:
+            raise ValueError(f"update of {table.name}: the columns must end with {where}")
+        tuples = list(rows)  # type: ignore[arg-type]
     key = ("update", table.name, tuple(sets), where, conn.dialect.name)
     writer = _WRITERS.get(key)
     if writer is None:
@@ -279,10 +297,10 @@ def update(conn: Connection, table: Table, rows: Sequence[dict], *,
                    f"FROM {_unnest(conn, table, names)} "
                    f"AS v({', '.join(quote(n) for n in names)}) "
                    f"WHERE {' AND '.join(f'{t}.{quote(n)} = v.{quote(n)}' for n in where)}")
-            writer = _WRITERS[key] = _ArrayWriter(sql, names)
+            writer = _WRITERS[key] = _ArrayWriter(sql)
         else:
             mark = _mark(conn)
             sql = (f"UPDATE {t} SET {', '.join(f'{quote(n)} = {mark}' for n in sets)} "
                    f"WHERE {' AND '.join(f'{quote(n)} = {mark}' for n in where)}")
-            writer = _WRITERS[key] = _Writer(sql, names, _converters(conn, table, names))
-    writer.run(conn, rows)
+            writer = _WRITERS[key] = _Writer(sql, _converters(conn, table, names))
+    writer.run(conn, tuples)

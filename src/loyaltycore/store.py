@@ -479,30 +479,24 @@ class SqlState(MemoryState):
             for event, fp, receipt in ch.events:
                 new_events.add(event.id)
                 f = m.facts.get(event.id)
-                w.events.append(dict(
-                    member_id=m.id, event_id=event.id, fingerprint=fp, status=receipt.status,
-                    line=event.line, type=event.type, occurred_at=event.occurred_at,
-                    processed_at=now, amount=event.amount,
-                    points=f.points if f else 0, refunded=f.refunded if f else Decimal(0),
-                    reversed=f.reversed if f else 0, refundable=f.refundable if f else False,
-                    receipt=receipt.model_dump_json()))
+                w.events.append((
+                    m.id, event.id, fp, receipt.status, event.line, event.type,
+                    event.occurred_at, now, event.amount, f.points if f else 0,
+                    f.refunded if f else _NOTHING, f.reversed if f else 0,
+                    f.refundable if f else False, receipt.model_dump_json()))
             for eid in ch.facts - new_events:
                 f = m.facts[eid]
-                w.facts.append(dict(member_id=m.id, event_id=eid, points=f.points,
-                                    refunded=f.refunded, reversed=f.reversed,
-                                    refundable=f.refundable))
+                w.facts.append((f.points, f.refunded, f.reversed, f.refundable, m.id, eid))
             w.ledger(ch)
-            for month, credit in ch.buckets:
-                w.buckets.append(dict(member_id=m.id, month=month_index(month), credit=credit,
-                                      value=m.buckets[month][credit]))
-            for month, line in ch.active:
-                w.active.append(dict(member_id=m.id, month=month_index(month), line=line))
+            buckets, mid = m.buckets, m.id
+            w.buckets += [(mid, month_index(month), credit, buckets[month][credit])
+                          for month, credit in ch.buckets]
+            w.active += [(mid, month_index(month), line) for month, line in ch.active]
             for key in ch.counters:
                 name, _, period = key.rpartition(":")
                 value = m.counters.get(key)
-                w.counters.append(dict(member_id=m.id, name=name, period=period,
-                                       value=ch.retired_counters[key] if value is None
-                                       else value))
+                w.counters.append((mid, name, period, ch.retired_counters[key] if value is None
+                                   else value))
             w.grants_of(ch)
             for r in ch.reservations.values():
                 w.reservations.append(dict(
@@ -610,21 +604,45 @@ def _lot(r: Any) -> Lot:
                source_event=r.source_event, rule=r.rule, origin=r.origin, entry=r.entry_id)
 
 
+_NOTHING = Decimal(0)
+# Column orders of the tuples _Writes collects (an update's ends with its key).
+_MEMBER_SET = ("tier", "tier_since", "manual_until", "manual_reason", "birth_month",
+               "enrolled_on", "available", "pending", "reserved", "debt", "has_events",
+               "entry_seq", "last_activity", "inactive_at", "next_due", "reviewed_to",
+               "next_review", "merged_into")
+_MEMBER_COLUMNS = (*_MEMBER_SET, "version", "id")
+_EVENT_COLUMNS = ("member_id", "event_id", "fingerprint", "status", "line", "type",
+                  "occurred_at", "processed_at", "amount", "points", "refunded", "reversed",
+                  "refundable", "receipt")
+_FACT_COLUMNS = ("points", "refunded", "reversed", "refundable", "member_id", "event_id")
+_ENTRY_COLUMNS = ("id", "member_id", "kind", "at", "seq", "event_id", "corrects", "memo")
+_POSTING_COLUMNS = ("entry_id", "seq", "account", "member_id", "points")
+_MOVE_COLUMNS = ("entry_id", "seq", "lot_id", "kind", "points", "issuer", "to_line", "at")
+_LOT_COLUMNS = ("id", "member_id", "line", "points", "remaining", "status", "earned_at",
+                "available_from", "vests_on", "expires_at", "source_event", "rule", "origin",
+                "entry_id")
+_LOT_UPDATE_COLUMNS = ("remaining", "status", "member_id", "available_from", "id")
+_BUCKET_COLUMNS = ("member_id", "month", "credit", "value")
+_ACTIVITY_COLUMNS = ("member_id", "month", "line")
+_COUNTER_COLUMNS = ("member_id", "name", "period", "value")
+
+
 class _Writes:
-    """Rows to write for one unit of work, grouped per table for executemany."""
+    """Rows to write for one unit of work, grouped per table for executemany: tuples in
+    the column orders above for the tables every batch writes, dicts for the rest."""
 
     def __init__(self) -> None:
-        self.members: list[dict] = []
-        self.events: list[dict] = []
-        self.facts: list[dict] = []
-        self.entries: list[dict] = []
-        self.postings: list[dict] = []
-        self.moves: list[dict] = []
-        self.new_lots: list[dict] = []
-        self.lots: list[dict] = []
-        self.buckets: list[dict] = []
-        self.active: list[dict] = []
-        self.counters: list[dict] = []
+        self.members: list[tuple] = []
+        self.events: list[tuple] = []
+        self.facts: list[tuple] = []
+        self.entries: list[tuple] = []
+        self.postings: list[tuple] = []
+        self.moves: list[tuple] = []
+        self.new_lots: list[tuple] = []
+        self.lots: list[tuple] = []
+        self.buckets: list[tuple] = []
+        self.active: list[tuple] = []
+        self.counters: list[tuple] = []
         self.new_grants: list[dict] = []
         self.grants: list[dict] = []
         self.uses: list[dict] = []
@@ -636,43 +654,34 @@ class _Writes:
         """The member's row, unless it is the row read and nothing else of the member
         changed: its version then stays, so a process that kept the member keeps using it
         (and a replayed batch writes nothing)."""
-        values = dict(
-            id=m.id, tier=m.tier, tier_since=m.tier_since, manual_until=m.manual_until,
-            manual_reason=m.manual_reason, birth_month=m.birth_month,
-            enrolled_on=m.enrolled_on, available=m.available, pending=m.pending,
-            reserved=m.reserved, debt=m.debt,
-            has_events=m.has_events, entry_seq=m.entry_seq, last_activity=m.last_activity,
-            inactive_at=m.inactive_at, next_due=m.next_due, reviewed_to=m.reviewed_to,
-            next_review=next_review, merged_into=m.merged_into)
+        values = (m.tier, m.tier_since, m.manual_until, m.manual_reason, m.birth_month,
+                  m.enrolled_on, m.available, m.pending, m.reserved, m.debt, m.has_events,
+                  m.entry_seq, m.last_activity, m.inactive_at, m.next_due, m.reviewed_to,
+                  next_review, m.merged_into)
         if untouched and row is not None and all(
-                getattr(row, k) == v for k, v in values.items()):
+                getattr(row, k) == v for k, v in zip(_MEMBER_SET, values, strict=True)):
             return
-        values["version"] = versions[m.id] = versions.get(m.id, 0) + 1
-        self.members.append(values)
+        versions[m.id] = version = versions.get(m.id, 0) + 1
+        self.members.append((*values, version, m.id))
 
     def ledger(self, ch: Changes) -> None:
+        entries, postings, moves = self.entries, self.postings, self.moves
         for e in ch.entries:
-            self.entries.append(dict(id=e.id, member_id=e.member, kind=e.kind, at=e.at,
-                                     seq=e.seq, event_id=e.event_id, corrects=e.corrects,
-                                     memo=e.memo))
+            eid = e.id
+            entries.append((eid, e.member, e.kind, e.at, e.seq, e.event_id, e.corrects,
+                            e.memo))
             for i, p in enumerate(e.postings):
-                self.postings.append(dict(entry_id=e.id, seq=i, account=p.account,
-                                          member_id=p.member, points=p.points))
+                postings.append((eid, i, p.account, p.member, p.points))
             for i, mv in enumerate(e.moves):
-                self.moves.append(dict(entry_id=e.id, seq=i, lot_id=mv.lot, kind=mv.kind,
-                                       points=mv.points, issuer=mv.issuer, to_line=mv.to_line,
-                                       at=e.at))
-        for lot in ch.new_lots.values():
-            self.new_lots.append(dict(
-                id=lot.id, member_id=lot.member, line=lot.line, points=lot.points,
-                remaining=lot.remaining, status=lot.status, earned_at=lot.earned_at,
-                available_from=lot.available_from, vests_on=lot.vests_on,
-                expires_at=lot.expires_at, source_event=lot.source_event, rule=lot.rule,
-                origin=lot.origin,
-                entry_id=lot.entry))
-        for lot in ch.lots.values():
-            self.lots.append(dict(id=lot.id, remaining=lot.remaining, status=lot.status,
-                                  member_id=lot.member, available_from=lot.available_from))
+                moves.append((eid, i, mv.lot, mv.kind, mv.points, mv.issuer, mv.to_line,
+                              e.at))
+        self.new_lots += [
+            (lot.id, lot.member, lot.line, lot.points, lot.remaining, lot.status,
+             lot.earned_at, lot.available_from, lot.vests_on, lot.expires_at,
+             lot.source_event, lot.rule, lot.origin, lot.entry)
+            for lot in ch.new_lots.values()]
+        self.lots += [(lot.remaining, lot.status, lot.member, lot.available_from, lot.id)
+                      for lot in ch.lots.values()]
 
     def grants_of(self, ch: Changes) -> None:
         for g in ch.new_grants.values():
@@ -685,20 +694,25 @@ class _Writes:
                                     member_id=g.member))
 
     def write(self, conn: Connection, rejects: list[dict]) -> None:
-        sqlrows.update(conn, MEMBERS, self.members, where=("id",))
-        for table, rows in ((EVENTS, self.events), (ENTRIES, self.entries),
-                            (POSTINGS, self.postings), (MOVES, self.moves),
-                            (LOTS, self.new_lots), (GRANTS, self.new_grants), (USES, self.uses),
-                            (TIERS, self.tiers), (REJECTS, rejects)):
-            sqlrows.insert(conn, table, rows)
-        sqlrows.update(conn, EVENTS, self.facts, where=("member_id", "event_id"))
-        sqlrows.update(conn, LOTS, self.lots, where=("id",))
+        sqlrows.update(conn, MEMBERS, self.members, where=("id",), columns=_MEMBER_COLUMNS)
+        for table, rows, columns in (
+                (EVENTS, self.events, _EVENT_COLUMNS), (ENTRIES, self.entries, _ENTRY_COLUMNS),
+                (POSTINGS, self.postings, _POSTING_COLUMNS), (MOVES, self.moves, _MOVE_COLUMNS),
+                (LOTS, self.new_lots, _LOT_COLUMNS)):
+            sqlrows.insert(conn, table, rows, columns=columns)
+        for table, dicts in ((GRANTS, self.new_grants), (USES, self.uses), (TIERS, self.tiers),
+                             (REJECTS, rejects)):
+            sqlrows.insert(conn, table, dicts)
+        sqlrows.update(conn, EVENTS, self.facts, where=("member_id", "event_id"),
+                       columns=_FACT_COLUMNS)
+        sqlrows.update(conn, LOTS, self.lots, where=("id",), columns=_LOT_UPDATE_COLUMNS)
         sqlrows.update(conn, GRANTS, self.grants, where=("id",))
-        sqlrows.insert(conn, BUCKETS, self.buckets, conflict=("member_id", "month", "credit"),
-                       update=("value",))
-        sqlrows.insert(conn, ACTIVITY, self.active, conflict=("member_id", "month", "line"))
-        sqlrows.insert(conn, COUNTERS, self.counters, conflict=("member_id", "name", "period"),
-                       update=("value",))
+        sqlrows.insert(conn, BUCKETS, self.buckets, columns=_BUCKET_COLUMNS,
+                       conflict=("member_id", "month", "credit"), update=("value",))
+        sqlrows.insert(conn, ACTIVITY, self.active, columns=_ACTIVITY_COLUMNS,
+                       conflict=("member_id", "month", "line"))
+        sqlrows.insert(conn, COUNTERS, self.counters, columns=_COUNTER_COLUMNS,
+                       conflict=("member_id", "name", "period"), update=("value",))
         sqlrows.insert(conn, RESERVATIONS, self.reservations,
                        conflict=("member_id", "event_id"),
                        update=("status", "captured", "closed_at", "closed_by"))
