@@ -64,3 +64,28 @@ def test_the_migrations_build_exactly_the_tables_the_code_declares(db_url):
             assert compare_metadata(context, METADATA) == []
     finally:
         store.close()
+
+
+def test_text_that_needs_quoting_round_trips_through_the_batch_writes(db_url, ev):
+    """Ids, references and reasons with quotes, backslashes, commas, braces, NULL-like
+    words and non-ASCII go through the per-batch writes (PostgreSQL: array parameters)
+    and come back as sent."""
+    engine = support.open_db(db_url)
+    odd = 'ev "1", {a}\\b NULL 积分'
+    first = engine.process(ev.purchase("1000", id=odd, at="2026-03-02"))
+    assert first.accepted and first.event_id == odd
+    march_20 = datetime(2026, 3, 20, tzinfo=UTC)
+    spent = engine.redeem("M1", 100, line="retail", event_id="r{1}", at=march_20,
+                          reference="till 'A', \\ {B}")
+    assert spent.accepted, spent.violations
+    again = engine.process(ev.purchase("1000", id=odd, at="2026-03-02"))
+    assert again.model_dump(mode="json") == first.model_dump(mode="json")
+    spent_again = engine.redeem("M1", 100, line="retail", event_id="r{1}", at=march_20,
+                                reference="till 'A', \\ {B}")
+    assert spent_again.model_dump(mode="json") == spent.model_dump(mode="json")
+    lines = engine.statement("M1").lines
+    assert [(ln.kind, ln.event_id) for ln in lines] == [
+        ("earn", odd), ("vest", None), ("vest", None), ("redeem", "r{1}")]  # 1000 + 200
+    assert engine.member("M1", at=datetime(2026, 3, 21, tzinfo=UTC)).available == 1200 - 100
+    assert engine.check_ledger().clean
+    engine.close()
