@@ -13,7 +13,9 @@ each column travels as one array parameter and ``unnest`` turns the arrays back 
 (``INSERT ... SELECT * FROM unnest(...)``, ``UPDATE ... FROM unnest(...)``). psycopg's
 ``executemany`` sent, prepared and acknowledged every row on its own: for a batch of 500
 events, some 3,000 rows, it spent more client time than the whole decide-and-apply path,
-and the server parsed and planned as many statements.
+and the server parsed and planned as many statements. Reads by member id take one array
+parameter too (``= ANY(...)``, pairs through ``unnest``) rather than a list of 500
+placeholders that psycopg parsed out of the query's text each time.
 
 Everything else (migrations, jobs' selection, reports, merges) keeps SQLAlchemy
 statements: they run once per command, not once per row.
@@ -107,9 +109,14 @@ def select_in(conn: Connection, table: Table, key: str, ids: Sequence[Any], *,
         tkey = ("select_in", table.name, reader.columns, key, where, order_by, for_update,
                 len(part), conn.dialect.name)
         sql = _TEXTS.get(tkey)
+        arrays = conn.dialect.name == "postgresql"
         if sql is None:
+            # PostgreSQL: one array parameter; psycopg parses a query's text for its
+            # placeholders, and one with 500 of them took milliseconds each time.
+            wanted = (f"= ANY({_array_of(conn, table, key)})" if arrays
+                      else f"IN ({_marks(conn, len(part))})")
             sql = (f"SELECT {reader.columns} FROM {quote(table.name)} "
-                   f"WHERE {quote(key)} IN ({_marks(conn, len(part))})")
+                   f"WHERE {quote(key)} {wanted}")
             if where:
                 sql += " AND " + where.format(*([_mark(conn)] * where.count("{}")))
             if order_by:
@@ -117,8 +124,8 @@ def select_in(conn: Connection, table: Table, key: str, ids: Sequence[Any], *,
             if for_update:
                 sql += " FOR UPDATE"
             _TEXTS[tkey] = sql
-        raw = conn.exec_driver_sql(sql, (*part, *params)).fetchall()
-        out += reader.rows(raw)
+        args = (list(part), *params) if arrays else (*part, *params)
+        out += reader.rows(conn.exec_driver_sql(sql, args).fetchall())
     return out
 
 
@@ -135,14 +142,23 @@ def select_pairs(conn: Connection, table: Table, keys: tuple[str, str],
     for part in chunks(sorted(set(pairs))):
         tkey = ("pairs", table.name, reader.columns, keys, len(part), conn.dialect.name)
         sql = _TEXTS.get(tkey)
+        arrays = conn.dialect.name == "postgresql"
         if sql is None:
-            pair = f"({_marks(conn, 2)})"
-            sql = (f"WITH wanted(k1, k2) AS (VALUES {', '.join([pair] * len(part))}) "
+            if arrays:
+                wanted = (f"SELECT * FROM unnest({_array_of(conn, table, keys[0])}, "
+                          f"{_array_of(conn, table, keys[1])})")
+            else:
+                pair = f"({_marks(conn, 2)})"
+                wanted = f"VALUES {', '.join([pair] * len(part))}"
+            sql = (f"WITH wanted(k1, k2) AS ({wanted}) "
                    f"SELECT {reader.columns} FROM wanted JOIN {t} "
                    f"ON {t}.{k1} = wanted.k1 AND {t}.{k2} = wanted.k2")
             _TEXTS[tkey] = sql
-        flat = [v for p in part for v in p]
-        out += reader.rows(conn.exec_driver_sql(sql, tuple(flat)).fetchall())
+        if arrays:
+            args: tuple = tuple(map(list, zip(*part, strict=True)))
+        else:
+            args = tuple(v for p in part for v in p)
+        out += reader.rows(conn.exec_driver_sql(sql, args).fetchall())
     return out
 
 
@@ -182,14 +198,17 @@ class _ArrayWriter:
 _WRITERS: dict[tuple, _Writer | _ArrayWriter] = {}
 
 
+def _array_of(conn: Connection, table: Table, name: str) -> str:
+    """A binary array parameter of column ``name``'s type (PostgreSQL)."""
+    return f"%b::{table.c[name].type.compile(dialect=conn.dialect)}[]"
+
+
 def _unnest(conn: Connection, table: Table, names: Sequence[str]) -> str:
     """``unnest(%b::type[], ...)`` for the columns ``names`` of ``table``. Binary (``%b``):
     in text form psycopg escapes every array element with a regular expression, which cost
     more than the rows' executemany did. The casts give each array its column's type
     (an array of small ints arrives as int2[], say)."""
-    dialect = conn.dialect
-    return "unnest(" + ", ".join(
-        f"%b::{table.c[n].type.compile(dialect=dialect)}[]" for n in names) + ")"
+    return "unnest(" + ", ".join(_array_of(conn, table, n) for n in names) + ")"
 
 
 def _converters(conn: Connection, table: Table, names: Sequence[str]) -> list[Converter | None]:
