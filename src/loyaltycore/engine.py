@@ -94,7 +94,7 @@ class Engine:
         then keeps members and the ledger there. Without it, everything stays in memory
         (what a dry-run or a test wants). ``keep_members``: how many members the engine
         keeps in memory between transactions, so that their lots, buckets and vouchers
-        are not read again (default 10,000, about 10 KB each; 0 reads every member
+        are not read again (default 10,000, 10 to 17 KB each; 0 reads every member
         afresh). Another process writing a kept member is noticed and the member reloaded.
 
         Raises :class:`~loyaltycore.errors.RulesetError` listing every problem in the
