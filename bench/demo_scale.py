@@ -83,12 +83,14 @@ def one(members: int, months: int, seed: int, rulesets: Path) -> dict:
     """Run the demo once, in this process, and measure it."""
     from loyaltycore import Engine
     from loyaltycore.demo import SyntheticGroup, run_synthetic
+    from loyaltycore.store import KEEP_MEMBERS
 
     anon = AnonPeak()
     wall0, cpu0 = time.perf_counter(), time.process_time()
     with tempfile.TemporaryDirectory(prefix="demo-scale-") as tmp:
         db = Path(tmp) / "demo.db"
-        engine = Engine.open(rulesets, db=str(db))
+        # as `loyalty demo` does: it keeps every member between transactions
+        engine = Engine.open(rulesets, db=str(db), keep_members=max(KEEP_MEMBERS, members))
         try:
             with SyntheticGroup(members, months, seed, workdir=tmp) as group:
                 report = run_synthetic(engine, group, Path(tmp) / "demo-events.jsonl")
