@@ -251,7 +251,12 @@ def insert(conn: Connection, table: Table, rows: Sequence[dict] | Sequence[tuple
     existing row is kept). Autoincrement keys are left to the database."""
     if not rows:
         return
-    names, tuples = _as_tuples(table, rows, columns)
+    if columns is None:
+        first = rows[0]
+        assert isinstance(first, dict), "tuples need their columns"
+        columns = [c.name for c in table.c if c.name in first]
+    names = list(columns)
+    tuples = _as_tuples(rows, names)
     key = ("insert", table.name, tuple(names), tuple(conflict), tuple(update),
            conn.dialect.name)
     writer = _WRITERS.get(key)
@@ -273,18 +278,15 @@ def insert(conn: Connection, table: Table, rows: Sequence[dict] | Sequence[tuple
     writer.run(conn, tuples)
 
 
-def _as_tuples(table: Table, rows: Sequence[dict] | Sequence[tuple],
-               columns: Sequence[str] | None) -> tuple[list[str], list[tuple]]:
-    """(column names, rows as tuples in that order)."""
-    if columns is not None:
-        return list(columns), list(rows)  # type: ignore[arg-type]
-    first = rows[0]
-    assert isinstance(first, dict), "tuples need their columns"
-    names = [c.name for c in table.c if c.name in first]
+def _as_tuples(rows: Sequence[dict] | Sequence[tuple], names: Sequence[str]) -> list[tuple]:
+    """``rows`` as tuples of the values of ``names``: dicts are read in that order, tuples
+    are taken to be in it already."""
+    if not isinstance(rows[0], dict):
+        return list(rows)  # type: ignore[arg-type]
     if len(names) == 1:
-        return names, [(row[names[0]],) for row in rows]  # type: ignore[call-overload]
+        return [(row[names[0]],) for row in rows]  # type: ignore[call-overload]
     get = itemgetter(*names)
-    return names, [get(row) for row in rows]
+    return [get(row) for row in rows]  # type: ignore[misc]
 
 
 def update(conn: Connection, table: Table, rows: Sequence[dict] | Sequence[tuple], *,
@@ -297,14 +299,11 @@ def update(conn: Connection, table: Table, rows: Sequence[dict] | Sequence[tuple
     if columns is None:
         first = rows[0]
         assert isinstance(first, dict), "tuples need their columns"
-        sets = [n for n in first if n not in where]
-        get = itemgetter(*sets, *where)
-        tuples = [get(row) for row in rows]
-    else:
-        sets = list(columns[:-len(where)])
-        if tuple(columns[-len(where):]) != where:
-            raise ValueError(f"update of {table.name}: the columns must end with {where}")
-        tuples = list(rows)  # type: ignore[arg-type]
+        columns = [*(n for n in first if n not in where), *where]
+    elif tuple(columns[-len(where):]) != where:
+        raise ValueError(f"update of {table.name}: the columns must end with {where}")
+    sets = list(columns[:-len(where)])
+    tuples = _as_tuples(rows, columns)
     key = ("update", table.name, tuple(sets), where, conn.dialect.name)
     writer = _WRITERS.get(key)
     if writer is None:
