@@ -582,7 +582,10 @@ def _spent(conn: Connection, member_id: str, event_id: str, kind: str) -> tuple[
         .select_from(ENTRIES.join(MOVES, MOVES.c.entry_id == ENTRIES.c.id)
                      .join(LOTS, LOTS.c.id == MOVES.c.lot_id)) \
         .where(ENTRIES.c.member_id.in_(_and_merged(member_id)), ENTRIES.c.event_id == event_id,
-               ENTRIES.c.kind == kind, MOVES.c.kind == kind) \
+               # ``|| ''`` keeps the planner off ix_lot_moves_kind_at: without statistics
+               # SQLite started from it, reading every move of that kind in the ledger
+               # (184 ms a call on a 10,000-member demo, against 0.2 ms from the entry).
+               ENTRIES.c.kind == kind, MOVES.c.kind.concat("") == kind) \
         .order_by(ENTRIES.c.id, MOVES.c.seq)
     return tuple(Spent(r.lot_id, r.issuer, r.points, r.earned_at, r.expires_at)
                  for r in conn.execute(q))
