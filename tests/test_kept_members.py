@@ -127,3 +127,25 @@ def test_any_number_kept_gives_the_receipts_of_the_memory_engine(tmp_path, keep)
         assert db.check_ledger().clean
     finally:
         db.close()
+
+
+def test_a_kept_member_counts_a_late_event_with_the_counters_of_its_day(url):
+    """A kept member carries the counters of the periods recent on its last event day; a
+    batch that goes back further reads them again, as a fresh load would. The arcade's
+    bonus for the first play of a day counts plays per day."""
+    kept, fresh = open_rolling(url), open_rolling(url, keep_members=0)
+    try:
+        for engine, member in ((kept, "M1"), (fresh, "M2")):
+            ev = support.Events(member)
+            first = engine.process(ev.play("100", id="p1", at="2026-01-10"))
+            later = engine.process(ev.play("100", id="p2", at="2026-02-20"))  # 41 days on
+            # a till that was offline sends a play of 10 January: not the day's first
+            late = engine.process(ev.play("100", id="p3", at="2026-01-10T20:00:00+08:00"))
+            again = engine.process(ev.play("100", id="p4", at="2026-02-20T21:00:00+08:00"))
+            assert [r.points for r in (first, later, late, again)] == [105, 105, 100, 100], \
+                (engine is kept, [r.points for r in (first, later, late, again)])
+        assert kept.state.kept  # the first engine did keep its member between events
+        assert kept.check_ledger().clean
+    finally:
+        kept.close()
+        fresh.close()

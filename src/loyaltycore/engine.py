@@ -329,6 +329,7 @@ class Engine:
                     if rel:
                         related.setdefault(mid, set()).add(rel)
                 state.policy = gb.policy if gb is not None else None
+                state.tz = gb.tz if gb is not None else UTC
                 state.begin(conn, first, local_dates, related, keys,
                             until=max(ev.occurred_at for ev in evs))
                 yield state

@@ -233,7 +233,7 @@ class SqlState(MemoryState):
         self.rows: dict[str, Any] = {}  # their member rows as read
         self.floors: dict[str, int] = {}  # month index each member's buckets start at
         self.conn: Connection | None = None
-        self.tz: tzinfo = UTC
+        self.tz: tzinfo = UTC  # the group's, for the local dates of a unit of work
         self.policy: GroupPolicy | None = None
         self.rejects: list[dict] = []
         self.facts_tried: set[tuple[str, str]] = set()
@@ -299,6 +299,8 @@ class SqlState(MemoryState):
                for r in rows.values() if r.reviewed_to is not None])
         floor -= self.window_months + 1
         fresh: list[str] = []
+        counting: list[str] = []  # members whose counters are read
+        first_day = min(local_dates) if local_dates else None
         for i in ids:
             row = rows.get(i)
             kept = self.kept.pop(i, None)
@@ -306,11 +308,24 @@ class SqlState(MemoryState):
                     and kept.floor <= floor):
                 m = self.members[i] = kept.member
                 self.floors[i] = kept.floor
+                # Its counters are those of the periods recent on its counters day, as
+                # written; a fresh load, narrowed at the member's first event of this
+                # batch, gives the same unless the batch goes back before that day.
+                # The store may hold counters of later periods only if an event after
+                # that day was applied (a batch that went back set the day back).
+                day = m.counters_day
+                if (full or day is None or first_day is None or first_day < day
+                        or (m.last_activity is not None
+                            and m.last_activity.astimezone(self.tz).date() > day)):
+                    m.counters = {}
+                    m.counters_day = None
+                    counting.append(i)
             else:
                 m = self.members[i] = (self._member(row) if row is not None
                                        else self._new(i, members[i]))
                 m.lots_complete = False
                 fresh.append(i)
+                counting.append(i)
                 self.floors[i] = floor
             if row is not None:
                 self.versions[i] = row.version
@@ -318,7 +333,7 @@ class SqlState(MemoryState):
             if self.write:
                 m.changes = Changes()
         self._load_details(conn, fresh, floor)
-        self._load_counters(conn, ids, None if full else sorted(
+        self._load_counters(conn, counting, None if full else sorted(
             {k for d in local_dates for k in recent_periods(d)}))
         if until is not None:
             # Members with something falling due in the batch need their lots: one query
@@ -396,9 +411,10 @@ class SqlState(MemoryState):
 
     def _load_counters(self, conn: Connection, ids: Sequence[str],
                        periods: Sequence[str] | None) -> None:
-        """The counters of ``periods`` (None: all), for every member of the unit, kept or
-        not: which periods a member carries follows the batch's dates
-        (:meth:`~loyaltycore.memory.MemoryState.start_reviews`), and they are few."""
+        """The counters of ``periods`` (None: all) of the members ``ids``: those loaded
+        afresh, and kept ones whose counters do not reach back to the batch's first day
+        (which periods a member carries follows the dates of its events,
+        :meth:`~loyaltycore.memory.MemoryState.start_reviews`)."""
         members = self.members
         if periods is None:
             counters = sqlrows.select_in(conn, COUNTERS, "member_id", ids)
@@ -542,14 +558,13 @@ class SqlState(MemoryState):
 
 def _trimmed(m: Member) -> Member:
     """A member to keep, made to look as it would loaded afresh: what is loaded per unit
-    of work (receipts, refund facts, the period counters) is dropped, and so is what is
-    derived from it (the qualification cache), so the two never differ; nor does a kept
-    member hold its last batch's receipts."""
+    of work (receipts, refund facts) is dropped, and so is what is derived from it (the
+    qualification cache), so the two never differ; nor does a kept member hold its last
+    batch's receipts. Its counters stay: :meth:`SqlState.begin` reads them again only for
+    a batch that goes back before the member's counters day."""
     m.changes = None
     m.seen = {}
     m.facts = {}
-    m.counters = {}
-    m.counters_day = None
     m.qual_cache = None
     if m.reservations:
         m.reservations = {k: r for k, r in m.reservations.items() if r.status == "open"}
