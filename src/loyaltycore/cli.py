@@ -294,6 +294,10 @@ from .cli_plugin import register as register_plugin  # noqa: E402
 register_plugin(cli, _rulesets_option)
 from .cli_demo import register as register_demo  # noqa: E402, I001
 register_demo(cli, _rulesets_option)
+from .cli_members import register as register_members  # noqa: E402, I001
+register_members(cli, _rulesets_option)
+from .cli_points import register as register_points  # noqa: E402, I001
+register_points(cli, _rulesets_option)
 
 
 def main() -> None:  # pragma: no cover

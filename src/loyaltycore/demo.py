@@ -443,7 +443,8 @@ def _from_ledger(engine: Engine, report: DemoReport, profiles: Sequence[Mapping[
                 select(TIERS.c.member_id, TIERS.c.from_tier, TIERS.c.to_tier, TIERS.c.reason)
                 .order_by(TIERS.c.at, TIERS.c.id)):
             tier_now[member] = to_tier
-            moves[(from_tier, to_tier, reason)] += 1
+            if reason != "enrolment":  # a starting tier is where a member begins, not a move
+                moves[(from_tier, to_tier, reason)] += 1
         report.rights_granted = {right: n for right, n in conn.execute(
             select(GRANTS.c.right, func.count()).group_by(GRANTS.c.right)
             .order_by(GRANTS.c.right))}

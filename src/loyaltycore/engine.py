@@ -162,32 +162,75 @@ class Engine:
         return out
 
     def enrol(self, profile: MemberProfile | Mapping[str, Any]) -> None:
-        """Register a member's profile (birth month, enrolment date, starting tier)."""
-        if not isinstance(profile, MemberProfile):
-            profile = MemberProfile.model_validate(profile)
-        if not isinstance(self.state, SqlState) or not self.state.write:
-            self.state.enrol(profile)
-            return
-        at = datetime.combine(profile.enrolled_on, datetime.min.time(), UTC) \
-            if profile.enrolled_on else datetime.now(UTC)
-        with self._members_at([profile.id], at) as state:
-            state.enrol(profile)
+        """Register a member's profile (birth month, enrolment date, starting tier).
+
+        Enrolling again with the same profile changes nothing, so a CRM export can be sent
+        twice. A starting tier must be on the ladder, is recorded in the tier history
+        (reason ``enrolment``) and is only for a member who has none yet: a member who has
+        events or is already above the lowest tier changes tier through
+        :meth:`assign_tier`, which is audited."""
+        self.enrol_many([profile])
 
     def enrol_many(self, profiles: Iterable[MemberProfile | Mapping[str, Any]], *,
-                   batch_size: int = 1000) -> int:
-        """:meth:`enrol` for many members, a transaction per ``batch_size`` of them."""
+                   batch_size: int = 1000,
+                   refused: list[tuple[MemberProfile, str]] | None = None) -> int:
+        """:meth:`enrol` for many members, a transaction per ``batch_size`` of them; returns
+        how many were enrolled.
+
+        Without ``refused``, the first profile that cannot be enrolled (a tier not on the
+        ladder, a tier change for a member who has one) raises :class:`ConfigurationError`,
+        and its transaction is not written. With a list as ``refused``, such a profile is
+        appended to it with the reason, and the others are enrolled."""
         items = [p if isinstance(p, MemberProfile) else MemberProfile.model_validate(p)
                  for p in profiles]
+        ready = []
+        for p in items:
+            try:
+                self._check_starting_tier(p)
+            except ConfigurationError as exc:
+                if refused is None:
+                    raise
+                refused.append((p, str(exc)))
+                continue
+            ready.append(p)
         if not isinstance(self.state, SqlState) or not self.state.write:
-            for p in items:
-                self.state.enrol(p)
-            return len(items)
-        for i in range(0, len(items), batch_size):
-            chunk = items[i:i + batch_size]
-            with self._members_at([p.id for p in chunk], datetime.now(UTC)) as state:
-                for p in chunk:
-                    state.enrol(p)
-        return len(items)
+            done = 0
+            for p in ready:
+                try:
+                    self.state.enrol(p, _enrolled_at(p))
+                    done += 1
+                except ConfigurationError as exc:  # checked before anything changed
+                    if refused is None:
+                        raise
+                    refused.append((p, str(exc)))
+            return done
+        return sum(self._enrol_batch(ready[i:i + batch_size], refused)
+                   for i in range(0, len(ready), batch_size))
+
+    def _enrol_batch(self, batch: list[MemberProfile],
+                     refused: list[tuple[MemberProfile, str]] | None) -> int:
+        try:
+            with self._members_at([p.id for p in batch], datetime.now(UTC)) as state:
+                for p in batch:
+                    state.enrol(p, _enrolled_at(p))
+            return len(batch)
+        except ConfigurationError as exc:
+            if refused is None:
+                raise
+            if len(batch) == 1:
+                refused.append((batch[0], str(exc)))
+                return 0
+        # One profile spoilt the transaction: enrol the others one by one.
+        return sum(self._enrol_batch([p], refused) for p in batch)
+
+    def _check_starting_tier(self, profile: MemberProfile) -> None:
+        if profile.tier is None:
+            return
+        gb = self.rulebook.group_at(_enrolled_at(profile)) or self.rulebook.groups[-1]
+        if profile.tier not in gb.tier_rank:
+            raise ConfigurationError(
+                f"member {profile.id}: tier {profile.tier!r} is not on the ladder "
+                f"{[t.id for t in gb.policy.tiers]} (group policy {gb.policy.version})")
 
     def decide(self, event: Mapping[str, Any] | Event, *, explain: bool = False) -> Decision:
         """The full decision for ``event`` against current state, checked, not applied."""
@@ -649,6 +692,14 @@ def _with_validity(state: MemoryState, member_id: str, at: datetime, local: date
                   for r in sorted(m.reservations.values(), key=lambda r: (r.expires_at, r.id))
                   if r.status == "open" and r.expires_at > at)
     return snap.model_copy(update={"tier_valid_until": until, "holds": holds})
+
+
+def _enrolled_at(profile: MemberProfile) -> datetime:
+    """When an enrolment happened, for its tier history: the enrolment date (midnight UTC)
+    if the profile has one, else now."""
+    if profile.enrolled_on is None:
+        return datetime.now(UTC)
+    return datetime.combine(profile.enrolled_on, datetime.min.time(), UTC)
 
 
 def _not_before_last_activity(m: Any, at: datetime) -> None:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta, tzinfo
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from decimal import Decimal
 from typing import Any
 
@@ -39,6 +39,7 @@ from .effects import (
     UseRight,
     trusted,
 )
+from .errors import ConfigurationError
 from .events import Event
 from .journal import Journal
 from .ledger import (
@@ -215,14 +216,29 @@ class MemoryState:
 
     # --- enrolment and identity ----------------------------------------------------------
 
-    def enrol(self, profile: MemberProfile) -> None:
+    def enrol(self, profile: MemberProfile, at: datetime | None = None) -> None:
+        """Record a member's profile. A starting tier goes into the tier history (reason
+        ``enrolment``) and only onto a member without one: a tier is never changed here
+        for a member who has events or a tier above the lowest (that is ``set_tier``'s,
+        with a reason)."""
         m = self.members.get(profile.id)
         if m is None:
             m = self.members[profile.id] = self._new(profile.id, None)
+        tier = profile.tier
+        if tier and tier != m.tier:
+            if m.has_events or m.tier != self.lowest_tier:
+                raise ConfigurationError(
+                    f"member {profile.id} is already enrolled on tier {m.tier}"
+                    + (" and has events" if m.has_events else "")
+                    + f"; enrolment does not change a tier (to move it to {tier}, assign "
+                      "the tier with a reason: Engine.assign_tier / loyalty assign-tier)")
+            when = at or datetime.now(UTC)
+            self._tier_move(m, TierMove(m.id, when, m.tier, tier, "enrolment", None,
+                                        "starting tier at enrolment"))
+            m.tier = tier
+            m.tier_since = when
         m.birth_month = profile.birth_month
         m.enrolled_on = profile.enrolled_on
-        if profile.tier:
-            m.tier = profile.tier
 
     def resolve(self, member_id: str) -> str:
         """The surviving member id for ``member_id`` (itself unless it was merged away)."""
