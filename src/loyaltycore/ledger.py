@@ -247,3 +247,12 @@ def expiry_of(policy: Expiry, earned_at: datetime, tz: tzinfo) -> datetime | Non
         year = earned_at.astimezone(tz).year + (policy.years or 0) + 1
         return datetime.combine(datetime(year, 1, 1).date(), time(0), tz)
     return None
+
+
+def earliest(a: datetime | None, b: datetime | None) -> datetime | None:
+    """The earlier of two times, either of which may be None (nothing due)."""
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return a if a <= b else b
