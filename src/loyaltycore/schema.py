@@ -23,6 +23,14 @@ SQLITE_CACHE_KIB = 65536  # page cache per SQLite connection
 SQLITE_MMAP_BYTES = int(os.environ.get("LOYALTY_SQLITE_MMAP", 2 << 30))  # file mapped
 SQLITE_PAGE_SIZE = 2048  # of new SQLite files
 SQLITE_CHECKPOINT_BYTES = 40_960_000  # of log between checkpoints (10,000 4-KiB pages)
+# "background": a thread checkpoints (loyaltycore.checkpoints), the writer's commits only as
+# a backstop, at 4x the log; "commit": the writer's commits checkpoint, as SQLite does
+SQLITE_CHECKPOINTS = os.environ.get("LOYALTY_SQLITE_CHECKPOINTS", "background")
+
+
+def background_checkpoints() -> bool:
+    """Whether a SQLite store checkpoints from a thread (``LOYALTY_SQLITE_CHECKPOINTS``)."""
+    return SQLITE_CHECKPOINTS == "background"
 
 
 def database_url(db: str | Path | None = None) -> str:
@@ -44,8 +52,12 @@ def sqlite_path(url: str) -> str | None:
     return path or None if path != ":memory:" else None
 
 
-def connect(url: str) -> SqlEngine:
+def connect(url: str, *, background_checkpoints: bool = False) -> SqlEngine:
+    """An engine for ``url``; SQLite connections get the pragmas below.
+    ``background_checkpoints``: a :class:`~loyaltycore.checkpoints.Checkpointer` runs the
+    checkpoints, so the writer's own are only a backstop against a log 4x larger."""
     if url.startswith("sqlite"):
+        checkpoint_bytes = SQLITE_CHECKPOINT_BYTES * (4 if background_checkpoints else 1)
         engine = create_engine(url, connect_args={"timeout": 60, "isolation_level": None})
 
         @event.listens_for(engine, "connect")
@@ -65,7 +77,7 @@ def connect(url: str) -> SqlEngine:
             # checkpointed after nearly every batch; ~40 MB of log halves the time spent
             # committing, and a page written by several batches is copied once.
             page = cur.execute("PRAGMA page_size").fetchone()[0]
-            cur.execute(f"PRAGMA wal_autocheckpoint={SQLITE_CHECKPOINT_BYTES // page}")
+            cur.execute(f"PRAGMA wal_autocheckpoint={checkpoint_bytes // page}")
             # A batch reads and dirties thousands of B-tree pages on a large program; in
             # the default 2 MB cache even the index pages above them did not stay, and
             # every miss is a read from the OS. 64 MiB holds a batch's pages and the upper

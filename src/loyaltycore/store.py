@@ -34,6 +34,7 @@ from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import OperationalError
 
 from . import sqlrows
+from .checkpoints import Checkpointer
 from .errors import ConfigurationError
 from .events import Event
 from .ledger import Changes, Grant, Lot, Reservation, Spent
@@ -42,7 +43,7 @@ from .periods import recent_periods
 from .receipts import Receipt
 from .reviews import review_dates
 from .rulesets import GroupPolicy
-from .schema import connect, database_url, sqlite_path, upgrade
+from .schema import background_checkpoints, connect, database_url, sqlite_path, upgrade
 from .tables import (
     ActivityRow,
     BucketRow,
@@ -131,7 +132,10 @@ class Store:
 
     def __init__(self, url: str):
         self.url = url
-        self.engine = connect(url)
+        path = sqlite_path(url)
+        self.checkpointer = Checkpointer(path) \
+            if path is not None and background_checkpoints() else None
+        self.engine = connect(url, background_checkpoints=self.checkpointer is not None)
         self.dialect = self.engine.dialect.name
 
     @classmethod
@@ -163,6 +167,8 @@ class Store:
         return make_url(self.url).render_as_string(hide_password=True)
 
     def close(self) -> None:
+        if self.checkpointer is not None:
+            self.checkpointer.close()
         self.engine.dispose()
 
     @contextmanager
@@ -170,6 +176,8 @@ class Store:
         """A write transaction (SQLite: BEGIN IMMEDIATE), committed on success."""
         with self.engine.begin() as conn:
             yield conn
+        if self.checkpointer is not None:
+            self.checkpointer.committed()
 
     @contextmanager
     def reading(self) -> Iterator[Connection]:
