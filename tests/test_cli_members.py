@@ -306,3 +306,19 @@ def test_points_commands_spend_hold_and_give_back_as_the_api_does(db_url, tmp_pa
         assert statement.closing_available == start - 1100
     finally:
         engine.close()
+
+
+def test_merge_of_members_with_activity_dated_after_now_still_says_what_it_did(db_url,
+                                                                                tmp_path):
+    events = write_lines(tmp_path / "events.jsonl", [
+        json.dumps(purchase("f-1", "H1", "300.00", "2099-03-02T12:00:00+08:00")),
+        json.dumps(purchase("f-2", "H2", "300.00", "2099-03-03T12:00:00+08:00"))])
+    loyalty("process", str(events), *RULES, "--db", db_url)
+    out = loyalty("merge", "H1", "H2", "--reason", "one person", *RULES, "--db", db_url)
+    assert out.output.strip() == "H2 merged into H1"
+    engine = open_engine(db_url)
+    try:
+        assert engine.member("H2", datetime(2099, 4, 1, tzinfo=UTC)).id == "H1"
+        assert engine.check_ledger().clean
+    finally:
+        engine.close()

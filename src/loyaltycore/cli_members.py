@@ -171,10 +171,14 @@ def register(cli: click.Group, rulesets_option) -> None:
         engine = open_engine(rulesets, db)
         try:
             engine.merge(survivor, absorbed, reason=reason, at=parse_when(at))
-            snap = engine.member(survivor)
+            try:
+                snap = engine.member(survivor)
+            except ConfigurationError:  # activity dated after now: no view of "now"
+                snap = None
         finally:
             engine.close()
-        click.echo(f"{absorbed} merged into {snap.id}: tier {snap.tier}, available "
+        click.echo(f"{absorbed} merged into {survivor}" if snap is None else
+                   f"{absorbed} merged into {snap.id}: tier {snap.tier}, available "
                    f"{snap.available}, pending {snap.pending}")
 
     @cli.command("assign-tier")
