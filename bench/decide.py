@@ -388,6 +388,11 @@ class PlainProgram:
         self.earned = self.reversed = self.accepted = self.rejected = self.grants = 0
 
     def process(self, ev) -> None:
+        m, o = self.decide(ev)
+        self.apply(ev, m, o)
+
+    def decide(self, ev) -> tuple[Member, Out | None]:
+        """The rules and the group's caps: what the event earns (None: rejected)."""
         local = ev.occurred_at.astimezone(TZ)
         m = self.members.get(ev.member)
         if m is None:
@@ -396,16 +401,23 @@ class PlainProgram:
         line = ev.line
         o = HANDLERS[(line, ev.type)](ev, ev.data, m, local, is_new)
         if o is None:
-            self.rejected += 1
-            return
+            return m, None
         points = o.spend + o.bonus
         if points:  # the group's caps for the line (invariants)
             max_mult, max_cost, max_bonus = CAPS[line]
             amount = ev.amount or D0
             if (o.spend > int(amount * RATE * max_mult) or o.bonus > max_bonus
                     or (amount > 0 and points * POINT_VALUE > max_cost * amount)):
-                self.rejected += 1
-                return
+                return m, None
+        return m, o
+
+    def apply(self, ev, m: Member, o: Out | None) -> None:
+        """The member's state after the event: counters, credits, tier."""
+        if o is None:
+            self.rejected += 1
+            return
+        points = o.spend + o.bonus
+        line = ev.line
         self.accepted += 1
         c = m.c
         for k, v in o.inc.items():
@@ -481,6 +493,45 @@ def run_a_batch_gc(engine: Engine, raws: list[dict]) -> None:
     """Path A inside the core's batch_gc() (what process_many / dry-run use), if it has one."""
     with batch_gc():
         run_a(engine, raws)
+
+
+def run_a_split(engine: Engine, raws: list[dict]) -> tuple[float, float]:
+    """Path A with the decide path (parse -> _decide: context, rules, tiers, invariant
+    check) timed apart from what follows it (advance, receipt_of, apply): seconds of each."""
+    parse, decide, state = engine.schema.parse, engine._decide, engine.state
+    apply, advance = state.apply, state.advance
+    clock = time.perf_counter
+    deciding = applying = 0.0
+    for raw in raws:
+        t0 = clock()
+        ev = parse(raw)
+        t1 = clock()
+        if not ADVANCE_IN_DECIDE:
+            advance(ev.member, ev.occurred_at)
+        t2 = clock()
+        decision = decide(ev, False)
+        t3 = clock()
+        apply(decision, receipt_of(decision))
+        t4 = clock()
+        deciding += (t1 - t0) + (t3 - t2)
+        applying += (t2 - t1) + (t4 - t3)
+    return deciding, applying
+
+
+def run_b_split(program: PlainProgram, parse, raws: list[dict]) -> tuple[float, float]:
+    """Path B the same way: parse + rules + caps, apart from its state update."""
+    decide, apply = program.decide, program.apply
+    clock = time.perf_counter
+    deciding = applying = 0.0
+    for raw in raws:
+        t0 = clock()
+        ev = parse(raw)
+        m, o = decide(ev)
+        t1 = clock()
+        apply(ev, m, o)
+        applying += clock() - t1
+        deciding += t1 - t0
+    return deciding, applying
 
 
 def run_b(program: PlainProgram, parse, raws: list[dict]) -> None:
@@ -612,7 +663,8 @@ def main(argv: list[str] | None = None) -> int:
         f"{rules} rules over {len(LINES)} lines ({', '.join(LINES)})")
     log(f"mix: {dict(mix.most_common())}")
 
-    runs: dict[str, list[tuple[float, float]]] = {"A": [], "B": [], "P": [], "Agc": []}
+    runs: dict[str, list[tuple[float, float]]] = {"A": [], "B": [], "P": [], "Agc": [],
+                                                  "Ad": [], "Bd": []}
     a_totals = b_totals = None
     same = True
     for rep in range(args.reps):
@@ -637,6 +689,15 @@ def main(argv: list[str] | None = None) -> int:
             log(f"A rejections by invariant: {dict(reasons)}")
         same = same and got_a == got_b == a_totals
         del engine, program
+        # The decide path as the issue defines it (validate -> decide -> check), timed
+        # apart from applying, for both: fresh states, same stream, same totals.
+        engine, program = open_engine(profiles), PlainProgram(profiles)
+        gc.collect()
+        runs["Ad"].append(run_a_split(engine, raws))
+        gc.collect()
+        runs["Bd"].append(run_b_split(program, engine.schema.parse, raws))
+        same = same and totals_a(engine)[0] == program.totals() == a_totals
+        del engine, program
         if batch_gc is not None and not args.no_batch_gc:
             engine = open_engine(profiles)
             runs["Agc"].append(timed(run_a_batch_gc, engine, raws))
@@ -654,6 +715,7 @@ def main(argv: list[str] | None = None) -> int:
         return len(raws) / statistics.median(t for t, _ in runs[key])
 
     a_rate, b_rate, p_rate = rate("A"), rate("B"), rate("P")
+    ad_rate, bd_rate = rate("Ad"), rate("Bd")  # (deciding, applying): rate of the first
     a_gc = statistics.median(g / t for t, g in runs["A"])
     result = {
         "events_per_s": round(a_rate),
@@ -661,6 +723,16 @@ def main(argv: list[str] | None = None) -> int:
         "ratio": round(a_rate / b_rate, 4),
         "slowdown": round(b_rate / a_rate, 3),
         "events_per_s_batch_gc": round(rate("Agc")) if runs["Agc"] else None,
+        "decide_path": {
+            "timed": "parse -> _decide (context, rules, tiers, invariant check); apply, "
+                     "advance and receipt_of timed apart; B: parse -> rules + caps, its "
+                     "state update apart",
+            "events_per_s": round(ad_rate), "python_events_per_s": round(bd_rate),
+            "ratio": round(ad_rate / bd_rate, 4), "slowdown": round(bd_rate / ad_rate, 3),
+            "apply_us_per_event": round(statistics.median(a for _, a in runs["Ad"])
+                                        / len(raws) * 1e6, 1),
+            "python_apply_us_per_event": round(statistics.median(a for _, a in runs["Bd"])
+                                               / len(raws) * 1e6, 1)},
         "gc_share_a": round(a_gc, 3),
         "parse_events_per_s": round(p_rate),
         "rules": rules,
@@ -687,6 +759,13 @@ def main(argv: list[str] | None = None) -> int:
         if runs["Agc"]:
             print(f"A inside engine.batch_gc():        {rate('Agc'):>10,.0f} events/s "
                   f"({1e6 / rate('Agc'):.1f} us/event)")
+        print(f"A decide path only (parse, _decide): {ad_rate:>8,.0f} events/s "
+              f"({1e6 / ad_rate:.1f} us/event; then apply etc. "
+              f"{result['decide_path']['apply_us_per_event']} us)")
+        print(f"B decide path only (parse, rules):   {bd_rate:>8,.0f} events/s "
+              f"({1e6 / bd_rate:.1f} us/event; then its state update "
+              f"{result['decide_path']['python_apply_us_per_event']} us)   "
+              f"ratio {ad_rate / bd_rate:.3f} ({bd_rate / ad_rate:.2f}x slower)")
         print(f"B plain Python (same parse):       {b_rate:>10,.0f} events/s "
               f"({1e6 / b_rate:.1f} us/event)")
         print(f"parse only (pydantic, in A and B): {p_rate:>10,.0f} events/s "
