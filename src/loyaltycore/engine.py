@@ -183,9 +183,14 @@ class Engine:
         appended to it with the reason, and the others are enrolled."""
         items = [p if isinstance(p, MemberProfile) else MemberProfile.model_validate(p)
                  for p in profiles]
+        survivors = self._survivors([p.id for p in items]) if items else {}
         ready = []
         for p in items:
             try:
+                if survivors[p.id] != p.id:
+                    raise ConfigurationError(
+                        f"member {p.id} was merged into {survivors[p.id]}: enrol the "
+                        f"surviving member {survivors[p.id]} instead")
                 self._check_starting_tier(p)
             except ConfigurationError as exc:
                 if refused is None:
@@ -414,8 +419,8 @@ class Engine:
             raise ValueError("as_of must be timezone-aware")
         gb = self.rulebook.group_at(as_of) or self.rulebook.groups[-1]
         local = as_of.astimezone(gb.tz).date()
-        if self.store is None:
-            ids = sorted(self.state.members)
+        if self.store is None:  # a merged-away id lives on in its survivor
+            ids = sorted(i for i, m in self.state.members.items() if m.merged_into is None)
         else:
             with self.store.reading() as conn:
                 ids = due_members(conn, as_of, local)
@@ -506,18 +511,24 @@ class Engine:
         if survivor == absorbed:
             raise ConfigurationError("cannot merge a member into itself")
         gb = self.rulebook.group_at(at) or self.rulebook.groups[-1]
-        state = self.state
-        if self.store is not None and isinstance(state, SqlState):
-            with self.store.reading() as conn:
-                resolved = state.resolve_all(conn, [survivor, absorbed])
-            state.aliases = {}
-        else:
-            resolved = {i: state.resolve(i) for i in (survivor, absorbed)}
+        resolved = self._survivors([survivor, absorbed])
         if resolved[absorbed] != absorbed:
             raise ConfigurationError(f"member {absorbed} was already merged into "
                                      f"{resolved[absorbed]}")
+        if resolved[survivor] == absorbed:
+            raise ConfigurationError(f"member {survivor} was merged into {absorbed}: they "
+                                     "are one member already")
         survivor = resolved[survivor]
+        local = at.astimezone(gb.tz).date()
         with self._members_at([survivor, absorbed], at, full=True) as st:
+            for mid in (survivor, absorbed):
+                # The reviews due by the merge first: the tier it gives is judged from
+                # the merge on, never by a review dated before it. (An id never seen is
+                # a new member, in memory as in a database.)
+                m = st._get(mid, at)
+                st.advance(mid, at)
+                if m.reviewed_to is not None:
+                    st.review(mid, gb.policy, gb.tz, local, at)
             s, a = st.members[survivor], st.members[absorbed]
             available, pending = a.available, a.pending
             merge_members(st, s, a, at, reason, gb.tier_rank)
@@ -535,11 +546,23 @@ class Engine:
         first, including those of ids merged into it."""
         if self.store is None:
             mid = self.state.resolve(member_id)
-            moves = [t for t in self.state.tier_history if self.state.resolve(t.member) == mid]
+            moves = sorted((t for t in self.state.tier_history
+                            if self.state.resolve(t.member) == mid), key=lambda t: t.at)
             return [_tier_row(t.at, t.from_tier, t.to_tier, t.reason, t.event_id, t.detail,
                               t.valid_until) for t in moves]
+        member_id = self._survivors([member_id])[member_id]
         with self.store.reading() as conn:
             return [_tier_row(*row) for row in tier_rows(conn, member_id)]
+
+    def _survivors(self, ids: list[str]) -> dict[str, str]:
+        """Each id's surviving member id (itself unless it was merged away)."""
+        state = self.state
+        if self.store is not None and isinstance(state, SqlState):
+            with self.store.reading() as conn:
+                resolved = state.resolve_all(conn, ids)
+            state.aliases = {}
+            return {i: resolved.get(i, i) for i in ids}
+        return {i: state.resolve(i) for i in ids}
 
     def record_input_problems(self, source: str, problems: Iterable[Any]) -> None:
         """Keep input lines that could not be read as events, with their reasons, in the
@@ -629,9 +652,14 @@ class Engine:
         if until.tzinfo is None or until <= at:
             raise ConfigurationError("a manual tier needs an aware end time after now: it "
                                      "is never a permanent floor")
-        mid = self.state.resolve(member_id)
+        mid = self._survivors([member_id])[member_id]
+        local = at.astimezone(gb.tz).date()
         with self._members_at([mid], at) as state:
-            state.start_reviews(mid, at, at.astimezone(gb.tz).date())
+            m = state._get(mid, at)
+            state.advance(mid, at)
+            if m.reviewed_to is not None:  # the reviews due by now first
+                state.review(mid, gb.policy, gb.tz, local, at)
+            state.start_reviews(mid, at, local)
             state.set_tier(mid, tier, at, reason=reason, until=until)
 
     def member(self, member_id: str, at: datetime | None = None) -> MemberSnapshot:

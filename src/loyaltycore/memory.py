@@ -219,10 +219,11 @@ class MemoryState(Spending):
             m = self.members[profile.id] = self._new(profile.id, None)
         tier = profile.tier
         if tier and tier != m.tier:
-            if m.has_events or m.tier != self.lowest_tier:
+            if m.has_events or m.tier != self.lowest_tier or m.tier_since is not None:
                 raise ConfigurationError(
                     f"member {profile.id} is already enrolled on tier {m.tier}"
-                    + (" and has events" if m.has_events else "")
+                    + (" and has events" if m.has_events else
+                       " and has a tier history" if m.tier_since is not None else "")
                     + f"; enrolment does not change a tier (to move it to {tier}, assign "
                       "the tier with a reason: Engine.assign_tier / loyalty assign-tier)")
             when = at or datetime.now(UTC)
@@ -824,19 +825,24 @@ class MemoryState(Spending):
             return []
         moves = []
         until = m.manual_until
+        manual_end = until.astimezone(tz).date() if until else None
+        ended = until is not None and (until <= at if at is not None else manual_end <= up_to)
+
+        def end_manual() -> None:
+            assert until is not None and manual_end is not None
+            moves.extend(self._judge(m, policy, tz, manual_end, "manual-expired", at=until))
+            m.manual_until = m.manual_reason = None
+
         if up_to > m.reviewed_to:
-            manual_end = until.astimezone(tz).date() if until else None
             for day in review_dates(policy, m.enrolled_on, m.reviewed_to, up_to):
                 if manual_end is not None and day <= manual_end:
                     continue
+                if ended and m.manual_until is not None:
+                    end_manual()  # it ended before this review: judged in date order
                 moves += self._judge(m, policy, tz, day, "review")
             m.reviewed_to = up_to
-        ended = until is not None and (until <= at if at is not None
-                                       else until.astimezone(tz).date() <= up_to)
-        if ended:
-            moves += self._judge(m, policy, tz, until.astimezone(tz).date(), "manual-expired",
-                                 at=until)
-            m.manual_until = m.manual_reason = None
+        if ended and m.manual_until is not None:
+            end_manual()
         if moves:
             self.review_log.extend(moves)
         return moves
