@@ -85,6 +85,7 @@ class Row(NamedTuple):
     """One line of ``Engine.tier_history`` (hashable, so histories compare as multisets)."""
 
     at: str
+    member: str  # the id the line was recorded for (an absorbed id's, in a survivor's)
     from_tier: str
     to_tier: str
     reason: str
@@ -495,6 +496,9 @@ class TierAudit(RuleBasedStateMachine):
             problems = audit(seen.tier, seen.history, self.inherited[mid],
                              whole_in_order=whole)
             assert not problems, (mid, seen.tier, problems, seen.history)
+            # each line says whose it is: the member's own are those recorded for it
+            own, _ = own_line(seen.history, self.inherited[mid])
+            assert own == [r for r in seen.history if r.member == mid], (mid, seen.history)
 
     @invariant()
     def ledger_is_clean(self) -> None:

@@ -549,7 +549,7 @@ class Engine:
             moves = sorted((t for t in self.state.tier_history
                             if self.state.resolve(t.member) == mid), key=lambda t: t.at)
             return [_tier_row(t.at, t.from_tier, t.to_tier, t.reason, t.event_id, t.detail,
-                              t.valid_until) for t in moves]
+                              t.valid_until, t.member) for t in moves]
         member_id = self._survivors([member_id])[member_id]
         with self.store.reading() as conn:
             return [_tier_row(*row) for row in tier_rows(conn, member_id)]
@@ -741,9 +741,11 @@ def _not_before_last_activity(m: Any, at: datetime) -> None:
 
 
 def _tier_row(at: datetime, from_tier: str, to_tier: str, reason: str, event_id: str | None,
-              detail: str, valid_until: datetime | None) -> dict[str, Any]:
-    return {"at": at.isoformat(), "from_tier": from_tier, "to_tier": to_tier, "reason": reason,
-            "event_id": event_id, "detail": detail,
+              detail: str, valid_until: datetime | None, member: str) -> dict[str, Any]:
+    """A line of a tier history; ``member`` is the id it was recorded for, which differs
+    from the one asked for on the lines of ids merged into it."""
+    return {"at": at.isoformat(), "member": member, "from_tier": from_tier,
+            "to_tier": to_tier, "reason": reason, "event_id": event_id, "detail": detail,
             "valid_until": valid_until.isoformat() if valid_until else None}
 
 

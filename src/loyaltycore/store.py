@@ -803,7 +803,7 @@ def tier_rows(conn: Connection, member_id: str) -> list[tuple]:
     ids = [member_id] + [r.id for r in conn.execute(
         select(MEMBERS.c.id).where(MEMBERS.c.merged_into == member_id))]
     q = select(TIERS.c.at, TIERS.c.from_tier, TIERS.c.to_tier, TIERS.c.reason,
-               TIERS.c.event_id, TIERS.c.detail, TIERS.c.valid_until) \
+               TIERS.c.event_id, TIERS.c.detail, TIERS.c.valid_until, TIERS.c.member_id) \
         .where(TIERS.c.member_id.in_(ids)).order_by(TIERS.c.at, TIERS.c.id)
     return [tuple(r) for r in conn.execute(q)]
 
