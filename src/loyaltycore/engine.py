@@ -178,9 +178,12 @@ class Engine:
         how many were enrolled.
 
         Without ``refused``, the first profile that cannot be enrolled (a tier not on the
-        ladder, a tier change for a member who has one) raises :class:`ConfigurationError`,
-        and its transaction is not written. With a list as ``refused``, such a profile is
-        appended to it with the reason, and the others are enrolled."""
+        ladder, a tier change for a member who has one, an id merged into another) raises
+        :class:`ConfigurationError`: a profile refused before anything is written (the
+        first two checks) enrols nobody; one refused against the member's state rolls back
+        its transaction of ``batch_size`` profiles (in memory, the profiles before it stay
+        enrolled). With a list as ``refused``, such a profile is appended to it with the
+        reason, and all the others are enrolled."""
         items = [p if isinstance(p, MemberProfile) else MemberProfile.model_validate(p)
                  for p in profiles]
         survivors = self._survivors([p.id for p in items]) if items else {}
