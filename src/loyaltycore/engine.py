@@ -179,10 +179,10 @@ class Engine:
 
         Without ``refused``, the first profile that cannot be enrolled (a tier not on the
         ladder, a tier change for a member who has one, an id merged into another) raises
-        :class:`ConfigurationError`: a profile refused before anything is written (the
-        first two checks) enrols nobody; one refused against the member's state rolls back
-        its transaction of ``batch_size`` profiles (in memory, the profiles before it stay
-        enrolled). With a list as ``refused``, such a profile is appended to it with the
+        :class:`ConfigurationError`. A tier off the ladder or a merged-away id is found
+        before anything is written, and nobody is enrolled; a tier change is found against
+        the member's state, and rolls back its transaction of ``batch_size`` profiles (in
+        memory, the profiles before it stay enrolled). With a list as ``refused``, such a profile is appended to it with the
         reason, and all the others are enrolled."""
         items = [p if isinstance(p, MemberProfile) else MemberProfile.model_validate(p)
                  for p in profiles]
