@@ -322,3 +322,20 @@ def test_merge_of_members_with_activity_dated_after_now_still_says_what_it_did(d
         assert engine.check_ledger().clean
     finally:
         engine.close()
+
+
+def test_enrol_reads_a_json_list_and_names_the_refused_item(db_url, tmp_path):
+    members = tmp_path / "members.json"
+    members.write_text(json.dumps([{"id": "L1", "birth_month": 5},
+                                   {"id": "L2", "tier": "gold"},
+                                   {"id": "L3", "birth_month": 0}]), encoding="utf-8")
+    out = loyalty("enrol", str(members), *RULES, "--db", db_url, code=1)
+    assert f"{members}, item 3: field birth_month" in out.stderr
+    rejects = [json.loads(line) for line in
+               (tmp_path / "members.json.rejects.jsonl").read_text().splitlines()]
+    assert [(r["item"], json.loads(r["input"])["id"]) for r in rejects] == [(3, "L3")]
+    engine = open_engine(db_url)
+    try:
+        assert (engine.member("L1").birth_month, engine.member("L2").tier) == (5, "gold")
+    finally:
+        engine.close()

@@ -25,11 +25,13 @@ EXIT_REFUSED = 1
 
 
 def read_profiles(path: Path) -> tuple[list[tuple[int, MemberProfile]],
-                                       list[tuple[int, str, str]]]:
+                                       list[tuple[int, str, str]], str]:
     """Member profiles of a JSONL file (or a JSON list), each with its line number (its
-    position in a list); and the lines that are not profiles, as (line, text, reason)."""
+    position in a list); the lines that are not profiles, as (line, text, reason); and
+    what the numbers count, "line" or "item"."""
     text = path.read_text(encoding="utf-8")
-    if text.lstrip().startswith("["):
+    unit = "item" if text.lstrip().startswith("[") else "line"
+    if unit == "item":
         try:
             rows = list(enumerate(json.loads(text), 1))
         except json.JSONDecodeError as exc:
@@ -52,7 +54,7 @@ def read_profiles(path: Path) -> tuple[list[tuple[int, MemberProfile]],
             reason = "; ".join(f"field {'.'.join(str(p) for p in e['loc']) or '(row)'}: "
                                f"{e['msg']}" for e in errors()) if errors else str(exc)
             bad.append((line_no, raw, reason))
-    return good, bad
+    return good, bad, unit
 
 
 def _identity_value(value: str | None, kind: str) -> str:
@@ -88,7 +90,7 @@ def register(cli: click.Group, rulesets_option) -> None:
         written to the rejects file, and the others are enrolled. Exit 0 if every profile
         was enrolled, 1 if any was refused.
         """
-        good, bad = read_profiles(members)
+        good, bad, unit = read_profiles(members)
         engine = open_engine(rulesets, db)
         refused: list[tuple[MemberProfile, str]] = []
         try:
@@ -99,12 +101,13 @@ def register(cli: click.Group, rulesets_option) -> None:
         problems = sorted(bad + [(line_of[id(p)], p.model_dump_json(exclude_none=True), why)
                                  for p, why in refused])
         for line_no, _, reason in problems:
-            click.echo(f"{members}:{line_no}: {reason}", err=True)
+            where = f"{members}:{line_no}" if unit == "line" else f"{members}, item {line_no}"
+            click.echo(f"{where}: {reason}", err=True)
         rejects_path = rejects or members.with_name(members.name + ".rejects.jsonl")
         if problems:
             with open(rejects_path, "w", encoding="utf-8") as out:
                 for line_no, raw, reason in problems:
-                    out.write(json.dumps({"line": line_no, "input": raw, "reason": reason},
+                    out.write(json.dumps({unit: line_no, "input": raw, "reason": reason},
                                          ensure_ascii=False) + "\n")
         summary = {"profiles": len(good) + len(bad), "enrolled": done,
                    "refused": len(problems),
