@@ -314,7 +314,12 @@ def test_merge_of_members_with_activity_dated_after_now_still_says_what_it_did(d
         json.dumps(purchase("f-1", "H1", "300.00", "2099-03-02T12:00:00+08:00")),
         json.dumps(purchase("f-2", "H2", "300.00", "2099-03-03T12:00:00+08:00"))])
     loyalty("process", str(events), *RULES, "--db", db_url)
-    out = loyalty("merge", "H1", "H2", "--reason", "one person", *RULES, "--db", db_url)
+    # dated now, the merge would come before the members' events: refused
+    early = loyalty("merge", "H1", "H2", "--reason", "one person", *RULES, "--db", db_url,
+                    code=2)
+    assert "takes effect at that time or later" in early.stderr
+    out = loyalty("merge", "H1", "H2", "--reason", "one person", "--at",
+                  "2099-03-31T00:00:00+00:00", *RULES, "--db", db_url)
     assert out.output.strip() == "H2 merged into H1"
     engine = open_engine(db_url)
     try:
@@ -337,5 +342,36 @@ def test_enrol_reads_a_json_list_and_names_the_refused_item(db_url, tmp_path):
     engine = open_engine(db_url)
     try:
         assert (engine.member("L1").birth_month, engine.member("L2").tier) == (5, "gold")
+    finally:
+        engine.close()
+
+
+def test_a_partial_profile_keeps_what_is_known(db_url, tmp_path):
+    first = write_lines(tmp_path / "first.jsonl",
+                        ['{"id": "K1", "birth_month": 7, "enrolled_on": "2023-09-09"}'])
+    loyalty("enrol", str(first), *RULES, "--db", db_url)
+    events = write_lines(tmp_path / "events.jsonl", [json.dumps(
+        purchase("k-1", "K1", "100.00", "2026-03-04T12:00:00+08:00"))])
+    loyalty("process", str(events), *RULES, "--db", db_url)
+    partial = write_lines(tmp_path / "partial.jsonl", ['{"id": "K1"}'])
+    loyalty("enrol", str(partial), *RULES, "--db", db_url)
+    engine = open_engine(db_url)
+    try:
+        k1 = engine.member("K1", datetime(2026, 12, 31, tzinfo=UTC))
+        assert (k1.birth_month, k1.enrolled_on.isoformat()) == (7, "2023-09-09")
+    finally:
+        engine.close()
+
+
+def test_a_manual_tier_dated_before_the_members_history_is_refused(db_url, tmp_path):
+    events = write_lines(tmp_path / "events.jsonl", [json.dumps(
+        purchase("j-1", "J1", "100.00", "2026-03-04T12:00:00+08:00"))])
+    loyalty("process", str(events), *RULES, "--db", db_url)
+    out = loyalty("assign-tier", "J1", "gold", "--reason", "x", "--until", "2099-01-01",
+                  "--at", "2026-01-01T00:00:00+00:00", *RULES, "--db", db_url, code=2)
+    assert "member J1 has activity or a tier move at 2026-03-04" in out.stderr
+    engine = open_engine(db_url)
+    try:
+        assert engine.tier_history("J1") == []
     finally:
         engine.close()

@@ -37,7 +37,8 @@ class Checkpointer:
     thread, after commits (:meth:`committed`) and at most every ``interval`` seconds."""
 
     def __init__(self, path: str, *, interval: float = CHECKPOINT_INTERVAL_S):
-        self.path = path
+        # resolved now: the process may change directory before the thread connects
+        self.path = str(Path(path).resolve())
         self.interval = interval
         self.runs = 0  # checkpoints run (for tests and benchmarks)
         self.errors: list[str] = []  # what failed, kept rather than raised in a thread
@@ -66,18 +67,24 @@ class Checkpointer:
                     return
                 self._wake.clear()
                 started = time.monotonic()
-                if conn is None:  # after a commit, so the file exists and is in WAL mode
-                    # mode=rw: never create a file; this thread alone uses the connection
-                    conn = sqlite3.connect(Path(self.path).resolve().as_uri() + "?mode=rw",
-                                           uri=True, timeout=5, isolation_level=None)
-                conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-                self.runs += 1
+                try:
+                    if conn is None:  # after a commit: the file exists and is in WAL mode
+                        # mode=rw: never create a file; this thread alone uses it
+                        conn = sqlite3.connect(Path(self.path).as_uri() + "?mode=rw",
+                                               uri=True, timeout=5, isolation_level=None)
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                    self.runs += 1
+                except sqlite3.Error as exc:  # kept, and tried again after the next commit;
+                    # meanwhile the writer's own checkpoints (the backstop) carry on
+                    self.errors.append(str(exc))
+                    del self.errors[:-10]
+                    if conn is not None:
+                        conn.close()
+                        conn = None
                 # Commits that come meanwhile wait for the next run: one run then copies
                 # the pages of several batches, each page once.
                 if self._stop.wait(max(0.0, self.interval - (time.monotonic() - started))):
                     return
-        except sqlite3.Error as exc:  # the writer's own checkpoints carry on
-            self.errors.append(str(exc))
         finally:
             if conn is not None:
                 conn.close()

@@ -39,8 +39,12 @@ def open_engine(rulesets: tuple[Path, ...], db: str | None, *, reading: bool = F
     rather than a new, empty database."""
     from .store import Store
 
-    return Engine.open(list(rulesets) or None,
-                       db=Store.open(database_url(db), must_exist=reading))
+    store = Store.open(database_url(db), must_exist=reading)
+    try:
+        return Engine.open(list(rulesets) or None, db=store)
+    except BaseException:  # rules that do not load: no connection or thread left behind
+        store.close()
+        raise
 
 
 def parse_when(value: str | None, *, end_of_day: bool = False) -> datetime | None:

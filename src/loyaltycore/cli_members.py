@@ -208,9 +208,12 @@ def register(cli: click.Group, rulesets_option) -> None:
             history = engine.tier_history(member_id)
         finally:
             engine.close()
-        last: dict[str, Any] = history[-1] if history else {}
+        # the line just written: the latest manual one (for a merged-away id, on the
+        # survivor, whose id the line carries)
+        last: dict[str, Any] = next((h for h in reversed(history) if h["reason"] == "manual"),
+                                    {})
         if fmt == "json":
             click.echo(json.dumps(last, indent=1))
             return
-        click.echo(f"{member_id}: {last.get('from_tier')} -> {last.get('to_tier')} "
-                   f"(manual, until {end.isoformat()}): {reason}")
+        click.echo(f"{last.get('member', member_id)}: {last.get('from_tier')} -> "
+                   f"{last.get('to_tier')} (manual, until {end.isoformat()}): {reason}")

@@ -53,27 +53,36 @@ def _run(rulesets: tuple[Path, ...], db: str | None, fmt: str, explain: bool,
     try:
         receipt = call(engine)
         duplicate = receipt.event_id in engine.replayed
-        as_of = receipt.occurred_at  # the balance right after the event...
-        try:
-            balance = engine.member(receipt.member, as_of)
-        except ConfigurationError:  # ...or now, for a retry older than the member's latest
-            as_of = datetime.now(UTC)
-            balance = engine.member(receipt.member, as_of)
+        balance = _balance_after(engine, receipt)
     finally:
         engine.close()
     if fmt == "json":
         out: dict[str, Any] = receipt_json(receipt, explain=explain)
         out["duplicate"] = duplicate
-        out["balance"] = {"at": as_of.isoformat(), "available": balance.available, "pending": balance.pending,
-                          "reserved": balance.reserved}
+        out["balance"] = None if balance is None else {
+            "at": balance[0].isoformat(), "available": balance[1].available,
+            "pending": balance[1].pending, "reserved": balance[1].reserved}
         click.echo(json.dumps(out, indent=1))
     else:
         console = Console(highlight=False, soft_wrap=True)
         print_outcome(console, Outcome(1, receipt, duplicate=duplicate), explain=explain)
-        console.print(f"{balance.id} at {as_of.isoformat(timespec='minutes')}: available "
-                      f"{balance.available}, pending {balance.pending}, on hold "
-                      f"{balance.reserved}")
+        if balance is not None:
+            as_of, snap = balance
+            console.print(f"{snap.id} at {as_of.isoformat(timespec='minutes')}: available "
+                          f"{snap.available}, pending {snap.pending}, on hold {snap.reserved}")
     sys.exit(0 if receipt.accepted else EXIT_REJECTED)
+
+
+def _balance_after(engine: Engine, receipt: Receipt) -> tuple[datetime, Any] | None:
+    """The member right after the event, or now for a retry older than the member's latest
+    activity; None if the member has activity dated after now as well (the event is
+    committed either way: its receipt is what counts)."""
+    for as_of in (receipt.occurred_at, datetime.now(UTC)):
+        try:
+            return as_of, engine.member(receipt.member, as_of)
+        except ConfigurationError:
+            continue
+    return None
 
 
 def _points(value: int | None) -> int | None:

@@ -525,6 +525,8 @@ class Engine:
         local = at.astimezone(gb.tz).date()
         with self._members_at([survivor, absorbed], at, full=True) as st:
             for mid in (survivor, absorbed):
+                _not_before_history(st._get(mid, at), at, "a merge")
+            for mid in (survivor, absorbed):
                 # The reviews due by the merge first: the tier it gives is judged from
                 # the merge on, never by a review dated before it. (An id never seen is
                 # a new member, in memory as in a database.)
@@ -659,6 +661,7 @@ class Engine:
         local = at.astimezone(gb.tz).date()
         with self._members_at([mid], at) as state:
             m = state._get(mid, at)
+            _not_before_history(m, at, "a manual tier")
             state.advance(mid, at)
             if m.reviewed_to is not None:  # the reviews due by now first
                 state.review(mid, gb.policy, gb.tz, local, at)
@@ -731,6 +734,16 @@ def _enrolled_at(profile: MemberProfile) -> datetime:
     if profile.enrolled_on is None:
         return datetime.now(UTC)
     return datetime.combine(profile.enrolled_on, datetime.min.time(), UTC)
+
+
+def _not_before_history(m: Any, at: datetime, what: str) -> None:
+    """A tier is judged in date order: nothing that sets one may be dated before the
+    member's latest event or tier move."""
+    latest = max((t for t in (m.last_activity, m.tier_since) if t is not None), default=None)
+    if latest is not None and at < latest:
+        raise ConfigurationError(
+            f"member {m.id} has activity or a tier move at {latest.isoformat()}, after "
+            f"{at.isoformat()}: {what} takes effect at that time or later")
 
 
 def _not_before_last_activity(m: Any, at: datetime) -> None:

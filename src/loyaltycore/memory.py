@@ -231,8 +231,13 @@ class MemoryState(Spending):
                                         "starting tier at enrolment"))
             m.tier = tier
             m.tier_since = when
-        m.birth_month = profile.birth_month
-        m.enrolled_on = profile.enrolled_on
+        # A field the profile leaves out keeps what is known: a partial export (a tier
+        # only, say) must not wipe a birth month, nor the enrolment date of a member with
+        # events (their reviews count from it). Without events, the profile says it all.
+        if profile.birth_month is not None:
+            m.birth_month = profile.birth_month
+        if profile.enrolled_on is not None or not m.has_events:
+            m.enrolled_on = profile.enrolled_on
 
     def resolve(self, member_id: str) -> str:
         """The surviving member id for ``member_id`` (itself unless it was merged away)."""
