@@ -166,9 +166,10 @@ class Engine:
 
         Enrolling again with the same profile changes nothing, so a CRM export can be sent
         twice. A starting tier must be on the ladder, is recorded in the tier history
-        (reason ``enrolment``) and is only for a member who has none yet: a member who has
-        events or is already above the lowest tier changes tier through
-        :meth:`assign_tier`, which is audited."""
+        (reason ``enrolment``) and is only for a member who has none yet: a member with
+        events, a tier above the lowest or a tier history changes tier through
+        :meth:`assign_tier`, which is audited. A field the profile leaves out keeps what is
+        known (the birth month; the enrolment date of a member with events)."""
         self.enrol_many([profile])
 
     def enrol_many(self, profiles: Iterable[MemberProfile | Mapping[str, Any]], *,
@@ -182,8 +183,8 @@ class Engine:
         :class:`ConfigurationError`. A tier off the ladder or a merged-away id is found
         before anything is written, and nobody is enrolled; a tier change is found against
         the member's state, and rolls back its transaction of ``batch_size`` profiles (in
-        memory, the profiles before it stay enrolled). With a list as ``refused``, such a profile is appended to it with the
-        reason, and all the others are enrolled."""
+        memory, the profiles before it stay enrolled). With a list as ``refused``, such a
+        profile is appended to it with the reason, and all the others are enrolled."""
         items = [p if isinstance(p, MemberProfile) else MemberProfile.model_validate(p)
                  for p in profiles]
         survivors = self._survivors([p.id for p in items]) if items else {}
@@ -524,16 +525,11 @@ class Engine:
         survivor = resolved[survivor]
         local = at.astimezone(gb.tz).date()
         with self._members_at([survivor, absorbed], at, full=True) as st:
+            # (An id never seen is a new member, in memory as in a database.)
             for mid in (survivor, absorbed):
                 _not_before_history(st._get(mid, at), at, "a merge")
             for mid in (survivor, absorbed):
-                # The reviews due by the merge first: the tier it gives is judged from
-                # the merge on, never by a review dated before it. (An id never seen is
-                # a new member, in memory as in a database.)
-                m = st._get(mid, at)
-                st.advance(mid, at)
-                if m.reviewed_to is not None:
-                    st.review(mid, gb.policy, gb.tz, local, at)
+                st.catch_up(mid, gb.policy, gb.tz, local, at)
             s, a = st.members[survivor], st.members[absorbed]
             available, pending = a.available, a.pending
             merge_members(st, s, a, at, reason, gb.tier_rank)
@@ -660,11 +656,8 @@ class Engine:
         mid = self._survivors([member_id])[member_id]
         local = at.astimezone(gb.tz).date()
         with self._members_at([mid], at) as state:
-            m = state._get(mid, at)
-            _not_before_history(m, at, "a manual tier")
-            state.advance(mid, at)
-            if m.reviewed_to is not None:  # the reviews due by now first
-                state.review(mid, gb.policy, gb.tz, local, at)
+            _not_before_history(state._get(mid, at), at, "a manual tier")
+            state.catch_up(mid, gb.policy, gb.tz, local, at)
             state.start_reviews(mid, at, local)
             state.set_tier(mid, tier, at, reason=reason, until=until)
 

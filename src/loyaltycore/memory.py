@@ -212,8 +212,8 @@ class MemoryState(Spending):
     def enrol(self, profile: MemberProfile, at: datetime | None = None) -> None:
         """Record a member's profile. A starting tier goes into the tier history (reason
         ``enrolment``) and only onto a member without one: a tier is never changed here
-        for a member who has events or a tier above the lowest (that is ``set_tier``'s,
-        with a reason)."""
+        for a member who has events, a tier above the lowest or a tier history (that is
+        ``set_tier``'s, with a reason)."""
         m = self.members.get(profile.id)
         if m is None:
             m = self.members[profile.id] = self._new(profile.id, None)
@@ -812,6 +812,15 @@ class MemoryState(Spending):
             self.tier_history.append(move)
 
     # --- tiers ---------------------------------------------------------------------------
+
+    def catch_up(self, member_id: str, policy: GroupPolicy, tz: tzinfo, local: date,
+                 at: datetime) -> None:
+        """What falls due by ``at`` (vesting, expiry, lapses) and, once the member's
+        reviews have started, the reviews due by then: before anything sets a tier at
+        ``at``, so that no review dated earlier judges it."""
+        self.advance(member_id, at)
+        if self._get(member_id, at).reviewed_to is not None:
+            self.review(member_id, policy, tz, local, at)
 
     def review(self, member_id: str, policy: GroupPolicy, tz: tzinfo, up_to: date,
                at: datetime | None = None) -> list[ReviewMove]:
